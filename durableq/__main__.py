@@ -1,0 +1,3 @@
+from durableq.cli import main
+
+main()

@@ -1,0 +1,38 @@
+"""Converting what users type (durations, instants, job ids, statuses) as click callbacks.
+
+Callbacks rather than ParamType subclasses: ParamType's generic signature changed across click
+releases, and a callback reads the same in all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from durableq.client import parse_job_id, parse_status
+from durableq.durations import parse_duration, parse_instant
+from durableq.errors import InvalidInput
+
+T = TypeVar("T")
+
+
+def _converter(parse: Callable[[str], T]) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    def convert(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            if isinstance(value, tuple):
+                return tuple(parse(str(item)) for item in value)
+            return parse(str(value))
+        except InvalidInput as error:
+            raise click.BadParameter(str(error), ctx, param) from None
+
+    return convert
+
+
+duration = _converter(parse_duration)
+instant = _converter(parse_instant)
+job_id = _converter(parse_job_id)
+status = _converter(parse_status)

@@ -1,0 +1,126 @@
+"""`durableq worker start` runs the daemon; `durableq workers` lists the live ones."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import replace
+
+import click
+
+from durableq import logs
+from durableq.cli import params
+from durableq.cli.app import app, db_option
+from durableq.cli.output import echo_json, worker_json, workers_table
+from durableq.dispatcher import WorkerOptions
+from durableq.handlers import build_registry, load_registry
+
+
+@click.group()
+def worker() -> None:
+    """Run the worker daemon."""
+
+
+@worker.command("start")
+@click.option(
+    "--app",
+    "apps",
+    multiple=True,
+    metavar="MODULE:ATTR",
+    help="A module's Registry of handlers (repeatable).",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 1024),
+    default=4,
+    show_default=True,
+    help="Jobs run at once (threads).",
+)
+@click.option(
+    "--queue", "queues", multiple=True, help="Only this queue (repeatable) [default: all]."
+)
+@click.option(
+    "--shutdown-timeout",
+    callback=params.duration,
+    metavar="DURATION",
+    default="30s",
+    show_default=True,
+    help="On SIGTERM/SIGINT, how long running jobs may take to finish.",
+)
+@click.option("--burst", is_flag=True, help="Run the jobs that are due, then exit 0.")
+@click.option(
+    "--log-level",
+    type=click.Choice(logs.LEVELS, case_sensitive=False),
+    default="info",
+    show_default=True,
+)
+@click.option(
+    "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.option(
+    "--lease",
+    callback=params.duration,
+    metavar="DURATION",
+    help="How long a job's lease lasts without a heartbeat [env DURABLEQ_LEASE; default 30s].",
+)
+@click.option(
+    "--enable-shell",
+    is_flag=True,
+    help="Register the `shell` handler, which runs commands from payloads.",
+)
+@db_option
+@click.pass_context
+def start(
+    ctx: click.Context,
+    apps: tuple[str, ...],
+    concurrency: int,
+    queues: tuple[str, ...],
+    shutdown_timeout: float,
+    burst: bool,
+    log_level: str,
+    log_format: str,
+    lease: float | None,
+    enable_shell: bool,
+) -> None:
+    """Start a worker daemon: SIGTERM or SIGINT drains it, a second one stops it at once."""
+    from durableq.client import Client
+    from durableq.daemon import Worker
+
+    logs.configure(log_level, log_format)
+    # Like `python -m`, let `--app tasks:registry` find tasks.py in the current directory.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    registries = {spec: load_registry(spec) for spec in apps}
+    registry = build_registry(registries, shell=enable_shell)
+    settings = app(ctx).settings()
+    if lease is not None:
+        settings = replace(settings, lease=lease)
+        settings.__post_init__()
+    client = Client.open(settings, create=True)
+    ctx.call_on_close(client.close)
+    options = WorkerOptions(
+        concurrency=concurrency,
+        queues=tuple(queues),
+        shutdown_timeout=shutdown_timeout,
+        burst=burst,
+    )
+    daemon = Worker(client, registry, options)
+    daemon.install_signal_handlers()
+    daemon.run()
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="An array of worker objects.")
+@db_option
+@click.pass_context
+def workers(ctx: click.Context, as_json: bool) -> None:
+    """The live worker daemons: host, pid, queues, concurrency, last heartbeat."""
+    client = app(ctx).client()
+    found = client.workers()
+    if as_json:
+        echo_json([worker_json(w) for w in found])
+    else:
+        workers_table(found, client.clock())
+
+
+COMMANDS = [worker, workers]

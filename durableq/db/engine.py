@@ -1,0 +1,137 @@
+"""Engines configured for a job queue: SQLite pragmas and BEGIN IMMEDIATE, PostgreSQL options."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from durableq.config import Settings
+from durableq.errors import DatabaseBusy, DatabaseError
+
+READ_ONLY = {"durableq_read_only": True}
+
+
+def make_engine(settings: Settings) -> Engine:
+    url = make_url(settings.database)
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(settings)
+    if url.get_backend_name() == "postgresql":
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    raise DatabaseError(
+        f"unsupported database {url.get_backend_name()!r}: use a SQLite path or a postgresql:// URL"
+    )
+
+
+def sqlite_path(settings: Settings) -> Path | None:
+    url = make_url(settings.database)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return Path(url.database)
+
+
+def _sqlite_engine(settings: Settings) -> Engine:
+    path = sqlite_path(settings)
+    if path is not None and not path.parent.is_dir():
+        raise DatabaseError(
+            f"cannot open database {path}: directory {path.parent} does not exist; create it "
+            "or pass another --db"
+        )
+    engine = create_engine(
+        settings.database,
+        connect_args={"timeout": settings.busy_timeout, "check_same_thread": False},
+        pool_size=8,
+        max_overflow=16,
+    )
+    busy_ms = int(settings.busy_timeout * 1000)
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
+        # Let SQLAlchemy, not the driver, decide where transactions begin (the pysqlite recipe).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute(f"PRAGMA synchronous = {settings.synchronous}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        # Writers take the write lock up front: a deferred transaction that later upgrades
+        # its lock can fail with SQLITE_BUSY at once, ignoring the busy timeout.
+        read_only = connection.get_execution_options().get("durableq_read_only", False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+def enable_wal(engine: Engine) -> None:
+    """WAL persists in the file, so it is set once when the database is prepared."""
+    if engine.dialect.name != "sqlite":
+        return
+    with translate_errors(engine), engine.connect() as connection:
+        raw = connection.connection.driver_connection
+        assert raw is not None
+        mode = raw.execute("PRAGMA journal_mode = WAL").fetchone()
+        if mode is None or str(mode[0]).lower() != "wal":
+            raise DatabaseError("could not switch the database to WAL mode")
+
+
+@contextmanager
+def translate_errors(engine: Engine | None = None) -> Iterator[None]:
+    """Turn driver errors a user can act on into DurableqErrors with a useful message."""
+    try:
+        yield
+    except sa_exc.DBAPIError as error:
+        raise _translated(error, engine) from error
+
+
+def _translated(error: sa_exc.DBAPIError, engine: Engine | None) -> DatabaseError:
+    message = str(error.orig).strip() if error.orig is not None else str(error)
+    where = _describe(engine)
+    lowered = message.lower()
+    if "database is locked" in lowered or "database is busy" in lowered:
+        return DatabaseBusy(
+            f"database {where} stayed locked past the busy timeout; retry, or raise "
+            "DURABLEQ_BUSY_TIMEOUT"
+        )
+    if "file is not a database" in lowered:
+        return DatabaseError(f"{where} is not a SQLite database; pass another --db")
+    if "malformed" in lowered or "corrupt" in lowered:
+        return DatabaseError(f"database {where} is corrupt ({message}); restore it from a backup")
+    if "readonly" in lowered or "read-only" in lowered:
+        return DatabaseError(
+            f"database {where} is read-only; check the permissions of the file and its directory"
+        )
+    if "unable to open" in lowered:
+        return DatabaseError(
+            f"cannot open database {where}; check that its directory exists and is writable"
+        )
+    if isinstance(error, sa_exc.OperationalError) and "connection" in lowered:
+        return DatabaseError(f"cannot connect to database {where}: {_first_line(message)}")
+    return DatabaseError(f"database error on {where}: {_first_line(message)}")
+
+
+def _describe(engine: Engine | None) -> str:
+    if engine is None:
+        return "(unknown)"
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        return str(url.database)
+    return url.render_as_string(hide_password=True)
+
+
+def _first_line(text: str) -> str:
+    return text.splitlines()[0] if text else text
+
+
+def raw_sqlite(connection: Connection) -> Any:
+    """The DBAPI connection under a SQLAlchemy connection (for PRAGMAs)."""
+    return connection.connection.driver_connection

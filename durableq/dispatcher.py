@@ -1,0 +1,346 @@
+"""Claims jobs for free slots, hands them to the slot threads, and persists their outcomes.
+
+One thread (the dispatcher's) does all the hot-path database work: it claims in batches sized to
+the free slots and writes finished jobs in batches, so handler threads never touch the database
+and a busy worker pays one commit for many jobs.
+"""
+
+from __future__ import annotations
+
+import collections
+import heapq
+import logging
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+from durableq.config import Settings
+from durableq.db.changes import ChangeWatcher
+from durableq.db.repository import Repository
+from durableq.errors import DatabaseError
+from durableq.executor import Execution, Executor, StopReason
+from durableq.jobs import ClaimedJob, JobStatus
+from durableq.outcomes import Finish, Outcome, resolve
+
+log = logging.getLogger("durableq.worker")
+T = TypeVar("T")
+
+SHUTDOWN_GRACE = 2.0
+BUSY_BACKOFF_MAX = 2.0
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    concurrency: int = 4
+    queues: tuple[str, ...] = ()
+    shutdown_timeout: float = 30.0
+    burst: bool = False
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        repository: Repository,
+        executor: Executor,
+        settings: Settings,
+        options: WorkerOptions,
+        worker_id: str,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.repository = repository
+        self.executor = executor
+        self.settings = settings
+        self.options = options
+        self.worker_id = worker_id
+        self.clock = clock
+        self.stopping = threading.Event()
+        self._rng = random.Random()
+        self._work: queue.SimpleQueue[Execution | None] = queue.SimpleQueue()
+        self._done: collections.deque[Outcome] = collections.deque()
+        self._wakeup = threading.Event()
+        self._running: dict[int, Execution] = {}
+        self._running_lock = threading.Lock()
+        self._unsaved: list[tuple[Finish, Outcome | None]] = []
+        self._deadlines: list[tuple[float, int, str]] = []
+        self._slots: list[threading.Thread] = []
+        self._busy_delay = 0.0
+        self._busy_until = 0.0
+        self.processed = 0
+
+    # -- what other threads may ask -------------------------------------------------------
+
+    def running_tokens(self) -> dict[int, str]:
+        with self._running_lock:
+            return {job_id: ex.job.lease_token for job_id, ex in self._running.items()}
+
+    def stop_jobs(self, job_ids: Sequence[int] | frozenset[int], reason: StopReason) -> None:
+        with self._running_lock:
+            executions = [self._running[i] for i in job_ids if i in self._running]
+        for execution in executions:
+            if execution.reason is not reason:
+                log.info("job %s: stopping its handler (%s)", execution.job.id, reason.value)
+            execution.stop(reason)
+
+    def request_stop(self) -> None:
+        self.stopping.set()
+        self._wakeup.set()
+
+    # -- the slot threads ------------------------------------------------------------------
+
+    def _start_slots(self) -> None:
+        for number in range(self.options.concurrency):
+            thread = threading.Thread(
+                target=self._slot, name=f"durableq-slot-{number}", daemon=True
+            )
+            thread.start()
+            self._slots.append(thread)
+
+    def _slot(self) -> None:
+        while (execution := self._work.get()) is not None:
+            job = execution.job
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    "job %s %s attempt %s/%s started",
+                    job.id,
+                    job.type,
+                    job.attempt,
+                    job.max_attempts,
+                    extra=_fields("started", job),
+                )
+            self._done.append(self.executor.run(execution))
+            self._wakeup.set()
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def run(self, watcher: ChangeWatcher) -> None:
+        """Work until asked to stop (or, in burst mode, until nothing is due), then drain."""
+        self._start_slots()
+        next_poll = 0.0
+        backlog = True  # the last claim filled every free slot: more may be due
+        changed = False
+        try:
+            while not self.stopping.is_set():
+                self._collect()
+                self._enforce_deadlines()
+                free = self.options.concurrency - len(self._running)
+                claimed = 0
+                now = time.monotonic()
+                wanted = backlog or changed or now >= next_poll or self.options.burst
+                if free > 0 and wanted and self._ready():
+                    claimed = self._claim(free)
+                    next_poll = now + self.settings.poll_interval
+                    backlog, changed = claimed == free, False
+                    if self.options.burst and claimed == 0 and self._idle():
+                        break
+                changed = self._idle_wait(watcher, next_poll, free - claimed > 0) or changed
+        finally:
+            self._drain()
+
+    def _idle(self) -> bool:
+        return not self._running and not self._done and not self._unsaved
+
+    def _ready(self) -> bool:
+        return self._busy_delay == 0.0 or time.monotonic() >= self._busy_until
+
+    def _idle_wait(self, watcher: ChangeWatcher, next_poll: float, watch: bool) -> bool:
+        """Sleep until a slot finishes, the database changes, or a poll or deadline is due.
+
+        Returns True when the database changed (so a claim is worth trying).
+        """
+        limit = next_poll
+        if self._deadlines:
+            limit = min(limit, self._deadlines[0][0])
+        step = self.settings.idle_check_interval if watch else 0.25
+        while not self.stopping.is_set():
+            remaining = limit - time.monotonic()
+            if remaining <= 0:
+                return False
+            if self._wakeup.wait(min(step, remaining)):
+                self._wakeup.clear()
+                return False
+            if watch and watcher.changed():
+                return True
+        return False
+
+    def _claim(self, free: int) -> int:
+        now = self.clock()
+        claimed = self._with_db(
+            lambda: self.repository.claim(
+                self.worker_id, self.options.queues, free, now, self.settings.lease
+            )
+        )
+        if not claimed:
+            return 0
+        for job in claimed:
+            self._start(job)
+        return len(claimed)
+
+    def _start(self, job: ClaimedJob) -> None:
+        execution = Execution(job)
+        with self._running_lock:
+            self._running[job.id] = execution
+        if execution.deadline is not None:
+            heapq.heappush(self._deadlines, (execution.deadline, job.id, job.lease_token))
+        self._work.put(execution)
+
+    def _enforce_deadlines(self) -> None:
+        now = time.monotonic()
+        while self._deadlines and self._deadlines[0][0] <= now:
+            _, job_id, token = heapq.heappop(self._deadlines)
+            execution = self._running.get(job_id)
+            if execution is not None and execution.job.lease_token == token:
+                log.info("job %s: timeout of %gs passed", job_id, execution.job.timeout)
+                execution.stop(StopReason.TIMED_OUT)
+
+    def _collect(self) -> None:
+        """Turn finished executions into guarded state changes and write them in one batch."""
+        now = self.clock()
+        while self._done:
+            outcome = self._done.popleft()
+            with self._running_lock:
+                self._running.pop(outcome.job.id, None)
+            finish = resolve(outcome, now, self.settings.backoff, self._rng)
+            self._unsaved.append((finish, outcome))
+        self._save()
+
+    def _save(self) -> None:
+        if not self._unsaved or not self._ready():
+            return
+        batch = self._unsaved
+        stale = self._with_db(lambda: self.repository.finish([f for f, _ in batch], self.clock()))
+        if stale is None:
+            return  # kept in _unsaved; retried on the next turn of the loop
+        self._unsaved = []
+        stale_ids = set(stale)
+        for finish, outcome in batch:
+            self._log_finish(finish, outcome, finish.job_id in stale_ids)
+        self.processed += len(batch) - len(stale_ids)
+
+    def _with_db(self, operation: Callable[[], T]) -> T | None:
+        """Run a database operation; on a locked or failing database back off instead of dying."""
+        try:
+            result = operation()
+        except DatabaseError as error:
+            self._busy_delay = min(BUSY_BACKOFF_MAX, max(0.05, self._busy_delay * 2))
+            self._busy_until = time.monotonic() + self._busy_delay
+            log.warning("database unavailable, retrying in %.2fs: %s", self._busy_delay, error)
+            return None
+        self._busy_delay = 0.0
+        return result
+
+    # -- shutting down --------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        """Let running jobs finish up to the shutdown timeout, then stop them and give them back."""
+        deadline = time.monotonic() + self.options.shutdown_timeout
+        if self._running:
+            log.info(
+                "waiting up to %gs for %d running job(s)",
+                self.options.shutdown_timeout,
+                len(self._running),
+            )
+        self._wait_for_running(deadline)
+        if self._running:
+            self.stop_jobs(list(self._running), StopReason.SHUTDOWN)
+            self._wait_for_running(time.monotonic() + SHUTDOWN_GRACE)
+        if self._running:
+            self._release_stuck()
+        for _ in self._slots:
+            self._work.put(None)
+        deadline = time.monotonic() + 10
+        while self._unsaved and time.monotonic() < deadline:
+            self._save()
+            if self._unsaved:
+                time.sleep(0.1)
+        if self._unsaved:
+            log.error("could not save %d outcome(s); their leases will expire", len(self._unsaved))
+
+    def _wait_for_running(self, deadline: float) -> None:
+        while self._running and time.monotonic() < deadline:
+            self._collect()
+            self._enforce_deadlines()
+            if self._running:
+                self._wakeup.wait(min(0.05, max(0.0, deadline - time.monotonic())))
+                self._wakeup.clear()
+        self._collect()
+
+    def _release_stuck(self) -> None:
+        """Handlers that ignored ctx.cancelled: give their jobs back, attempt not counted."""
+        from durableq.jobs import Action
+
+        with self._running_lock:
+            stuck = list(self._running.values())
+            self._running.clear()
+        for execution in stuck:
+            job = execution.job
+            log.warning("job %s: handler did not stop; releasing the job", job.id)
+            release = Finish(
+                job_id=job.id,
+                lease_token=job.lease_token,
+                action=Action.RELEASE,
+                status=JobStatus.PENDING,
+                attempt=job.attempt,
+                finished=False,
+                run_at=self.clock(),
+                attempt_delta=-1,
+            )
+            self._unsaved.append((release, None))
+
+    # -- logging --------------------------------------------------------------------------
+
+    def _log_finish(self, finish: Finish, outcome: Outcome | None, stale: bool) -> None:
+        if outcome is None:
+            return
+        job = outcome.job
+        if stale:
+            log.warning(
+                "job %s %s attempt %s: outcome dropped, the job was rescued or taken over",
+                job.id,
+                job.type,
+                job.attempt,
+                extra=_fields("stale", job, outcome.duration),
+            )
+            return
+        if not log.isEnabledFor(logging.INFO):
+            return
+        event = _event_name(finish)
+        detail = f": {finish.error}" if finish.error else ""
+        if finish.status is JobStatus.PENDING and finish.run_at is not None and finish.error:
+            delay = (finish.run_at - self.clock()).total_seconds()
+            detail += f"; retrying in {max(0.0, delay):.1f}s"
+        log.log(
+            logging.WARNING if finish.error else logging.INFO,
+            "job %s %s attempt %s/%s %s in %.1fms%s",
+            job.id,
+            job.type,
+            job.attempt,
+            job.max_attempts,
+            event,
+            outcome.duration * 1000,
+            detail,
+            extra=_fields(event, job, outcome.duration),
+        )
+
+
+def _event_name(finish: Finish) -> str:
+    if finish.status is JobStatus.PENDING:
+        return "released" if finish.attempt_delta < 0 else "failed"
+    return finish.status.value
+
+
+def _fields(event: str, job: ClaimedJob, duration: float | None = None) -> dict[str, object]:
+    fields: dict[str, object] = {
+        "event": event,
+        "job_id": job.id,
+        "job_type": job.type,
+        "queue": job.queue,
+        "attempt": job.attempt,
+    }
+    if duration is not None:
+        fields["duration_ms"] = round(duration * 1000, 3)
+    return {"durableq": fields}

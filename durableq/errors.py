@@ -1,0 +1,57 @@
+"""Every error durableq raises on purpose descends from DurableqError.
+
+The CLI translates these, once, into a single stderr line and an exit code: `exit_code` 2 means
+the caller gave bad input or usage, 1 means the operation could not be carried out.
+"""
+
+from __future__ import annotations
+
+
+class DurableqError(Exception):
+    exit_code = 1
+
+
+class InvalidInput(DurableqError):
+    """The caller supplied something malformed: JSON, a duration, a date, an option."""
+
+    exit_code = 2
+
+
+class JobNotFound(DurableqError):
+    exit_code = 2
+
+    def __init__(self, job_id: int | str) -> None:
+        super().__init__(f"no job with id {job_id}; list jobs with `durableq jobs list`")
+        self.job_id = job_id
+
+
+class InvalidTransition(DurableqError):
+    exit_code = 2
+
+    def __init__(self, job_id: int | None, action: str, status: str, hint: str = "") -> None:
+        subject = f"job {job_id}" if job_id is not None else "job"
+        message = f"cannot {action} {subject}: it is {status}"
+        super().__init__(f"{message}; {hint}" if hint else message)
+        self.job_id = job_id
+        self.action = action
+        self.status = status
+
+
+class HandlerNotFound(DurableqError):
+    exit_code = 2
+
+
+class DatabaseError(DurableqError):
+    """The database cannot be used: not SQLite, corrupt, unreachable, read-only."""
+
+
+class DatabaseBusy(DatabaseError):
+    """The write lock could not be had within the busy timeout."""
+
+
+class SchemaTooNew(DatabaseError):
+    pass
+
+
+class SchemaOutdated(DatabaseError):
+    pass

@@ -1,0 +1,152 @@
+"""Runs one handler and turns whatever happens into an Outcome. Never raises; no database."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import threading
+import time
+import traceback
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from durableq.handlers import JobContext, Registry, is_async
+from durableq.jobs import ClaimedJob
+from durableq.outcomes import Outcome, OutcomeKind
+from durableq.payloads import encode
+
+log = logging.getLogger("durableq.worker")
+
+
+class StopReason(enum.StrEnum):
+    CANCELED = "canceled"
+    TIMED_OUT = "timed out"
+    SHUTDOWN = "shutdown"
+    LOST = "lost"  # the lease went to another worker: the outcome will be dropped
+
+
+@dataclass
+class Execution:
+    """One running attempt of a job, shared by its slot thread and the dispatcher."""
+
+    job: ClaimedJob
+    started: float = field(default_factory=time.monotonic)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    reason: StopReason | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def deadline(self) -> float | None:
+        return None if self.job.timeout is None else self.started + self.job.timeout
+
+    def stop(self, reason: StopReason) -> None:
+        """Tell the handler to stop; a cancel outranks the reasons before it."""
+        with self._lock:
+            if self.reason is None or reason is StopReason.CANCELED:
+                self.reason = reason
+        self.cancelled.set()
+
+
+class Executor:
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_lock = threading.Lock()
+
+    def run(self, execution: Execution) -> Outcome:
+        job = execution.job
+        handler = self.registry.get(job.type)
+        if handler is None:
+            return self._outcome(
+                execution,
+                OutcomeKind.RAISED,
+                error=(
+                    f"no handler for job type {job.type!r}; register one with "
+                    f"@registry.handler({job.type!r}) and start the worker with --app"
+                ),
+            )
+        context = JobContext(
+            job_id=job.id,
+            type=job.type,
+            queue=job.queue,
+            attempt=job.attempt,
+            max_attempts=job.max_attempts,
+            logger=log.getChild(job.type),
+            timeout=job.timeout,
+            cancelled=execution.cancelled,
+        )
+        try:
+            if is_async(handler):
+                value = self._run_async(handler, context, job.payload, execution)
+            else:
+                value = handler(context, job.payload)
+        except BaseException as error:  # a handler's SystemExit must not stop the worker
+            return self._raised(execution, error)
+        try:
+            result_json = None if value is None else encode(value)
+        except (TypeError, ValueError, RecursionError) as error:
+            return self._outcome(
+                execution,
+                OutcomeKind.RAISED,
+                error=f"the handler returned a result that is not JSON-serialisable: {error}",
+            )
+        return self._outcome(execution, OutcomeKind.SUCCEEDED, result_json=result_json)
+
+    def _raised(self, execution: Execution, error: BaseException) -> Outcome:
+        return self._outcome(
+            execution,
+            OutcomeKind.RAISED,
+            error=f"{type(error).__name__}: {error}",
+            trace="".join(traceback.format_exception(error)),
+        )
+
+    def _outcome(
+        self,
+        execution: Execution,
+        kind: OutcomeKind,
+        *,
+        result_json: str | None = None,
+        error: str | None = None,
+        trace: str | None = None,
+    ) -> Outcome:
+        duration = time.monotonic() - execution.started
+        reason = execution.reason
+        if reason is StopReason.CANCELED:
+            kind, error, trace = OutcomeKind.CANCELED, None, None
+        elif reason is StopReason.SHUTDOWN:
+            kind, error, trace = OutcomeKind.INTERRUPTED, None, None
+        elif reason is StopReason.TIMED_OUT:
+            kind = OutcomeKind.TIMED_OUT
+            error = f"timed out after {execution.job.timeout:g}s" + (f" ({error})" if error else "")
+        return Outcome(
+            job=execution.job,
+            kind=kind,
+            duration=duration,
+            result_json=result_json,
+            error=error,
+            traceback=trace,
+        )
+
+    def _run_async(
+        self, handler: Any, context: JobContext, payload: dict[str, Any], execution: Execution
+    ) -> Any:
+        future: Future[Any] = asyncio.run_coroutine_threadsafe(
+            handler(context, payload), self._event_loop()
+        )
+        while not future.done():
+            if execution.cancelled.wait(0.02):
+                future.cancel()  # real cancellation: CancelledError inside the coroutine
+                break
+        return future.result()
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        with self._loop_lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(
+                    target=loop.run_forever, name="durableq-async", daemon=True
+                ).start()
+                self._loop = loop
+            return self._loop
