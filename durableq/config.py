@@ -38,7 +38,6 @@ class Settings:
     busy_timeout: float = 10.0
     lease: float = 30.0
     poll_interval: float = 1.0
-    idle_check_interval: float = 0.005
     default_max_attempts: int = 10
     backoff: Backoff = field(default_factory=Backoff)
     worker_stale_after: float = 120.0

@@ -12,6 +12,7 @@ import heapq
 import logging
 import queue
 import random
+import select
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -20,8 +21,9 @@ from datetime import datetime
 from typing import TypeVar
 
 from durableq.config import Settings
-from durableq.db.changes import ChangeWatcher
+from durableq.db.changes import SAFETY_RECHECK, ChangeWatcher
 from durableq.db.repository import Repository
+from durableq.doorbell import Doorbell
 from durableq.errors import DatabaseError
 from durableq.executor import Execution, Executor, StopReason
 from durableq.jobs import ClaimedJob, JobStatus
@@ -62,7 +64,7 @@ class Dispatcher:
         self._rng = random.Random()
         self._work: queue.SimpleQueue[Execution | None] = queue.SimpleQueue()
         self._done: collections.deque[Outcome] = collections.deque()
-        self._wakeup = threading.Event()
+        self._wakeup = Doorbell()
         self._running: dict[int, Execution] = {}
         self._running_lock = threading.Lock()
         self._unsaved: list[tuple[Finish, Outcome | None]] = []
@@ -88,7 +90,7 @@ class Dispatcher:
 
     def request_stop(self) -> None:
         self.stopping.set()
-        self._wakeup.set()
+        self._wakeup.ring()
 
     # -- the slot threads ------------------------------------------------------------------
 
@@ -113,7 +115,7 @@ class Dispatcher:
                     extra=_fields("started", job),
                 )
             self._done.append(self.executor.run(execution))
-            self._wakeup.set()
+            self._wakeup.ring()
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -132,11 +134,13 @@ class Dispatcher:
                 now = time.monotonic()
                 wanted = backlog or changed or now >= next_poll or self.options.burst
                 if free > 0 and wanted and self._ready():
-                    claimed = self._claim(free)
+                    claimed = self._turn(free)
                     next_poll = now + self.settings.poll_interval
                     backlog, changed = claimed == free, False
                     if self.options.burst and claimed == 0 and self._idle():
                         break
+                else:
+                    self._save()
                 changed = self._idle_wait(watcher, next_poll, free - claimed > 0) or changed
         finally:
             self._drain()
@@ -155,27 +159,42 @@ class Dispatcher:
         limit = next_poll
         if self._deadlines:
             limit = min(limit, self._deadlines[0][0])
-        step = self.settings.idle_check_interval if watch else 0.25
+        descriptors = [self._wakeup.fileno()]
+        watched = watcher.fileno() if watch else None
+        if watched is not None:
+            descriptors.append(watched)
         while not self.stopping.is_set():
             remaining = limit - time.monotonic()
             if remaining <= 0:
                 return False
-            if self._wakeup.wait(min(step, remaining)):
+            step = watcher.next_check() if watch else SAFETY_RECHECK
+            readable, _, _ = select.select(descriptors, [], [], min(step, remaining))
+            if self._wakeup.fileno() in readable:
                 self._wakeup.clear()
                 return False
             if watch and watcher.changed():
                 return True
         return False
 
-    def _claim(self, free: int) -> int:
+    def _turn(self, free: int) -> int:
+        """Save finished jobs and claim up to `free` more, in one transaction."""
+        batch = self._unsaved
         now = self.clock()
-        claimed = self._with_db(
-            lambda: self.repository.claim(
-                self.worker_id, self.options.queues, free, now, self.settings.lease
+        turn = self._with_db(
+            lambda: self.repository.finish_and_claim(
+                [finish for finish, _ in batch],
+                self.worker_id,
+                self.options.queues,
+                free,
+                now,
+                self.settings.lease,
             )
         )
-        if not claimed:
-            return 0
+        if turn is None:
+            return 0  # outcomes stay in _unsaved for the next turn
+        stale, claimed = turn
+        self._unsaved = []
+        self._saved(batch, stale)
         for job in claimed:
             self._start(job)
         return len(claimed)
@@ -198,7 +217,9 @@ class Dispatcher:
                 execution.stop(StopReason.TIMED_OUT)
 
     def _collect(self) -> None:
-        """Turn finished executions into guarded state changes and write them in one batch."""
+        """Turn finished executions into the guarded state changes to write next."""
+        if not self._done:
+            return
         now = self.clock()
         while self._done:
             outcome = self._done.popleft()
@@ -206,7 +227,6 @@ class Dispatcher:
                 self._running.pop(outcome.job.id, None)
             finish = resolve(outcome, now, self.settings.backoff, self._rng)
             self._unsaved.append((finish, outcome))
-        self._save()
 
     def _save(self) -> None:
         if not self._unsaved or not self._ready():
@@ -216,6 +236,9 @@ class Dispatcher:
         if stale is None:
             return  # kept in _unsaved; retried on the next turn of the loop
         self._unsaved = []
+        self._saved(batch, stale)
+
+    def _saved(self, batch: list[tuple[Finish, Outcome | None]], stale: list[int]) -> None:
         stale_ids = set(stale)
         for finish, outcome in batch:
             self._log_finish(finish, outcome, finish.job_id in stale_ids)
@@ -263,11 +286,12 @@ class Dispatcher:
     def _wait_for_running(self, deadline: float) -> None:
         while self._running and time.monotonic() < deadline:
             self._collect()
+            self._save()
             self._enforce_deadlines()
             if self._running:
                 self._wakeup.wait(min(0.05, max(0.0, deadline - time.monotonic())))
-                self._wakeup.clear()
         self._collect()
+        self._save()
 
     def _release_stuck(self) -> None:
         """Handlers that ignored ctx.cancelled: give their jobs back, attempt not counted."""
@@ -337,7 +361,7 @@ def _fields(event: str, job: ClaimedJob, duration: float | None = None) -> dict[
     fields: dict[str, object] = {
         "event": event,
         "job_id": job.id,
-        "job_type": job.type,
+        "type": job.type,
         "queue": job.queue,
         "attempt": job.attempt,
     }

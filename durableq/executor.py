@@ -125,8 +125,8 @@ class Executor:
             kind=kind,
             duration=duration,
             result_json=result_json,
-            error=error,
-            traceback=trace,
+            error=_storable(error),
+            traceback=_storable(trace),
         )
 
     def _run_async(
@@ -150,3 +150,9 @@ class Executor:
                 ).start()
                 self._loop = loop
             return self._loop
+
+
+def _storable(text: str | None) -> str | None:
+    """Text a database can store: a lone surrogate (say, from undecodable bytes in an
+    exception message) has no UTF-8 form and would make saving the outcome fail."""
+    return None if text is None else text.encode("utf-8", "backslashreplace").decode("utf-8")

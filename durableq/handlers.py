@@ -103,7 +103,13 @@ def load_registry(spec: str) -> Registry:
         ) from None
     target = getattr(module, attribute, None)
     if callable(target) and not isinstance(target, Registry):
-        target = target()
+        try:
+            target = target()
+        except Exception as error:  # not a factory after all, or a factory that failed
+            raise HandlerNotFound(
+                f"--app {spec}: calling {module_name}.{attribute}() to make a Registry failed: "
+                f"{type(error).__name__}: {error}"
+            ) from None
     if not isinstance(target, Registry):
         raise HandlerNotFound(f"--app {spec}: {module_name}.{attribute} is not a durableq Registry")
     return target

@@ -8,11 +8,22 @@ from typing import Any
 from durableq.errors import InvalidInput
 
 MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
+# One encoder for every call: json.dumps with non-default options builds a new one each time,
+# which was a third of enqueue_many's Python time.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=False)
 
 
 def encode(value: Any) -> str:
-    """Compact JSON; NaN, infinities and non-JSON objects are refused."""
-    return json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+    """Compact JSON; NaN, infinities, lone surrogates and non-JSON objects are refused."""
+    return _encode(value)[0]
+
+
+def _encode(value: Any) -> tuple[str, int]:
+    """The JSON text and its size in UTF-8 bytes."""
+    text = _ENCODER.encode(value)
+    # A lone surrogate (e.g. from undecodable bytes) has no UTF-8 form, so no database can
+    # store it: refusing it here, as a ValueError (UnicodeEncodeError), names the culprit.
+    return text, len(text.encode())
 
 
 def encode_payload(payload: Any) -> str:
@@ -21,10 +32,17 @@ def encode_payload(payload: Any) -> str:
             f"the payload must be a JSON object, not {_json_kind(payload)}; e.g. '{{\"n\": 1}}'"
         )
     try:
-        text = encode(payload)
+        text, size = _encode(payload)
+    except UnicodeEncodeError as error:
+        raise InvalidInput(
+            f"the payload has text that is not valid Unicode ({error.reason} at character "
+            f"{error.start} of its JSON), e.g. from bytes that are not UTF-8"
+        ) from None
     except (TypeError, ValueError) as error:
         raise InvalidInput(f"the payload is not JSON-serialisable: {error}") from None
-    if len(text.encode()) > MAX_PAYLOAD_BYTES:
+    except RecursionError:
+        raise InvalidInput("the payload is nested too deeply") from None
+    if size > MAX_PAYLOAD_BYTES:
         raise InvalidInput(
             "the payload is larger than 8 MiB; store big data elsewhere and pass a key"
         )

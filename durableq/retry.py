@@ -30,8 +30,11 @@ class Backoff:
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
         exponent = max(0, attempt - 1)
-        # Cap before exponentiating further: factor ** 1000 overflows a float.
-        raw = self.cap if exponent > 200 else min(self.cap, self.base * self.factor**exponent)
+        try:
+            # In floats: an int factor would compute 2 ** 10**18 exactly, taking forever.
+            raw = min(self.cap, self.base * float(self.factor) ** exponent)
+        except OverflowError:  # factor ** exponent is beyond a float, so far beyond the cap
+            raw = self.cap if self.base > 0 else 0.0
         if self.jitter == 0:
             return raw
         spread = (rng or random).uniform(-self.jitter, self.jitter)

@@ -6,7 +6,7 @@ import importlib
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -48,7 +48,8 @@ _register()
 def main(argv: list[str] | None = None) -> None:
     """Entry point: every error ends here as one line on stderr and an exit code."""
     try:
-        cli.main(args=argv, prog_name="durableq", standalone_mode=False)
+        # Outside standalone mode click returns a command's `ctx.exit(code)` instead of exiting.
+        code = cli.main(args=argv, prog_name="durableq", standalone_mode=False)
     except DurableqError as error:
         _fail(str(error), error.exit_code)
     except click.exceptions.Exit as done:
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
             "traceback and report it)",
             1,
         )
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) and not isinstance(code, bool) else 0)
 
 
 def _usage_message(error: click.ClickException) -> str:
@@ -82,6 +83,6 @@ def _usage_message(error: click.ClickException) -> str:
     return message
 
 
-def _fail(message: str, code: int) -> None:
+def _fail(message: str, code: int) -> NoReturn:
     click.echo(f"durableq: error: {message}", err=True)
     sys.exit(code)

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 import click
 
-from durableq.client import Client
+from durableq.client import Client, JobBuilder
 from durableq.config import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -21,6 +21,10 @@ class App:
     def settings(self) -> Settings:
         settings = Settings.from_env()
         return settings.with_database(self.database) if self.database else settings
+
+    def builder(self) -> JobBuilder:
+        """Validates jobs without opening the database: bad input must not create or change it."""
+        return JobBuilder(self.settings())
 
     def client(self, create: bool = False) -> Client:
         """Open the database; only commands that write jobs may create it."""

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import click
+from sqlalchemy import Engine
 
 from durableq.cli.app import app, db_option
+from durableq.config import Settings
 from durableq.db import migrate
-from durableq.db.engine import enable_wal, make_engine
+from durableq.db.engine import enable_wal, make_engine, sqlite_path
 from durableq.errors import DatabaseError
 
 
@@ -15,18 +20,28 @@ def db() -> None:
     """Manage the database schema."""
 
 
+@contextmanager
+def _engine(settings: Settings, create: bool) -> Iterator[Engine]:
+    """An engine on the database; only `upgrade` may create a missing SQLite file."""
+    path = sqlite_path(settings)
+    if not create and path is not None and not path.exists():
+        raise DatabaseError(f"no database at {path}; run `durableq db upgrade` to create it")
+    engine = make_engine(settings)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
 @db.command()
 @db_option
 @click.pass_context
 def upgrade(ctx: click.Context) -> None:
     """Create or upgrade the schema to this version's (also automatic on first use)."""
-    engine = make_engine(app(ctx).settings())
-    try:
+    with _engine(app(ctx).settings(), create=True) as engine:
         ran = migrate.upgrade(engine)
         enable_wal(engine)
         revision = migrate.current_revision(engine)
-    finally:
-        engine.dispose()
     click.echo(f"upgraded to {revision}" if ran else f"already at {revision}")
 
 
@@ -35,15 +50,14 @@ def upgrade(ctx: click.Context) -> None:
 @click.pass_context
 def current(ctx: click.Context) -> None:
     """Print the database's schema revision and whether it is this version's."""
-    engine = make_engine(app(ctx).settings())
-    try:
+    with _engine(app(ctx).settings(), create=False) as engine:
         revision = migrate.current_revision(engine)
-    finally:
-        engine.dispose()
     if revision is None:
         click.echo("none (run `durableq db upgrade`)")
     elif revision == migrate.HEAD_REVISION:
         click.echo(f"{revision} (head)")
+    elif revision not in migrate.known_revisions():
+        click.echo(f"{revision} (newer than this durableq's head {migrate.HEAD_REVISION})")
     else:
         click.echo(f"{revision} (this durableq's head is {migrate.HEAD_REVISION})")
 
@@ -53,20 +67,13 @@ def current(ctx: click.Context) -> None:
 @click.pass_context
 def check(ctx: click.Context) -> None:
     """Exit 0 if the schema is current and matches the models exactly, 1 otherwise."""
-    engine = make_engine(app(ctx).settings())
-    try:
-        revision = migrate.current_revision(engine)
-        if revision != migrate.HEAD_REVISION:
-            raise DatabaseError(
-                f"the schema is at {revision or 'nothing'}, not {migrate.HEAD_REVISION}; "
-                "run `durableq db upgrade`"
-            )
+    with _engine(app(ctx).settings(), create=False) as engine:
+        # Refuses a newer schema with "upgrade durableq", an older one with "db upgrade".
+        migrate.ensure_current(engine, create=False)
         differences = migrate.check(engine)
-    finally:
-        engine.dispose()
     if differences:
         raise DatabaseError(f"the schema differs from the models: {'; '.join(differences)}")
-    click.echo(f"ok: schema at {revision}, no drift")
+    click.echo(f"ok: schema at {migrate.HEAD_REVISION}, no drift")
 
 
 COMMANDS = [db]

@@ -19,10 +19,10 @@ from durableq.cli.output import (
     stats_json,
     stats_table,
 )
-from durableq.client import Client
+from durableq.client import JobBuilder
 from durableq.errors import InvalidInput
 from durableq.jobs import JobStatus, NewJob
-from durableq.payloads import parse_payload
+from durableq.payloads import encode_payload, parse_payload
 
 BATCH_PROGRESS_MIN = 1000
 
@@ -32,7 +32,7 @@ BATCH_PROGRESS_MIN = 1000
 @click.option(
     "--payload", "payload_text", metavar="JSON", help="The payload: a JSON object, or - for stdin."
 )
-@click.option("--payload-file", type=click.File("r"), help="Read the payload from a file.")
+@click.option("--payload-file", type=click.File("rb"), help="Read the payload from a file.")
 @click.option("--queue", default="default", show_default=True, help="Queue name.")
 @click.option("--priority", type=int, default=0, show_default=True, help="Higher runs first.")
 @click.option(
@@ -61,7 +61,7 @@ BATCH_PROGRESS_MIN = 1000
 )
 @click.option(
     "--batch",
-    type=click.File("r"),
+    type=click.File("rb"),
     metavar="FILE.jsonl",
     help="Enqueue one job per JSON line (- for stdin), all or none.",
 )
@@ -71,22 +71,20 @@ def enqueue(
     ctx: click.Context,
     job_type: str | None,
     payload_text: str | None,
-    payload_file: IO[str] | None,
+    payload_file: IO[bytes] | None,
     queue: str,
     priority: int,
     delay: float | None,
     run_at: datetime | None,
     max_attempts: int | None,
     timeout: float | None,
-    batch: IO[str] | None,
+    batch: IO[bytes] | None,
 ) -> None:
     """Enqueue a job of TYPE and print its id; or, with --batch, many jobs and print the count."""
     if batch is not None:
-        if job_type or payload_text or payload_file:
-            raise click.UsageError("--batch takes its jobs from the file: give no TYPE or payload")
-        client = app(ctx).client(create=True)
-        jobs = _read_batch(client, batch)
-        ids = client.enqueue_many(jobs)
+        _refuse_options_besides_batch(ctx, job_type, payload_text, payload_file)
+        jobs = _read_batch(app(ctx).builder(), batch)
+        ids = app(ctx).client(create=True).enqueue_many(jobs)
         click.echo(len(ids))
         return
     if not job_type:
@@ -96,8 +94,9 @@ def enqueue(
     if delay is not None and run_at is not None:
         raise click.UsageError("give --delay or --at, not both")
     payload = _payload(payload_text, payload_file)
-    client = app(ctx).client(create=True)
-    job_id = client.enqueue(
+    # Validated before the database is opened: bad input must neither create nor change it.
+    builder = app(ctx).builder()
+    job = builder.new_job(
         job_type,
         payload,
         queue=queue,
@@ -107,20 +106,52 @@ def enqueue(
         max_attempts=max_attempts,
         timeout=timeout,
     )
+    [job_id] = app(ctx).client(create=True).enqueue_many([job])
     click.echo(job_id)
 
 
-def _payload(text: str | None, file: IO[str] | None) -> dict[str, Any]:
+# Options a batch line sets for itself; given on the command line too, they would be ignored.
+_PER_JOB_OPTIONS = ("queue", "priority", "delay", "run_at", "max_attempts", "timeout")
+
+
+def _refuse_options_besides_batch(
+    ctx: click.Context, job_type: str | None, payload_text: str | None, payload_file: object
+) -> None:
+    if job_type or payload_text is not None or payload_file is not None:
+        raise click.UsageError("--batch takes its jobs from the file: give no TYPE or payload")
+    given = [
+        name
+        for name in _PER_JOB_OPTIONS
+        if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+    ]
+    if given:
+        flags = ", ".join(
+            "--at" if name == "run_at" else "--" + name.replace("_", "-") for name in given
+        )
+        raise click.UsageError(f"with --batch each line sets its own options: remove {flags}")
+
+
+def _payload(text: str | None, file: IO[bytes] | None) -> dict[str, Any]:
     if file is not None:
-        return parse_payload(file.read())
+        return parse_payload(_decode(file.read(), f"--payload-file {file.name}"))
     if text == "-":
-        return parse_payload(sys.stdin.read())
+        return parse_payload(_decode(sys.stdin.buffer.read(), "stdin"))
     if text is None:
         return {}
     return parse_payload(text)
 
 
-def _read_batch(client: Client, source: IO[str]) -> list[NewJob]:
+def _decode(data: bytes, source: str) -> str:
+    """Strict UTF-8 (a leading byte-order mark is dropped): JSON text is Unicode."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise InvalidInput(
+            f"{source} is not UTF-8 text (byte {error.start}: {error.reason})"
+        ) from None
+
+
+def _read_batch(builder: JobBuilder, source: IO[bytes]) -> list[NewJob]:
     lines = source.readlines()
     show_progress = sys.stderr.isatty() and len(lines) >= BATCH_PROGRESS_MIN
     jobs: list[NewJob] = []
@@ -130,16 +161,28 @@ def _read_batch(client: Client, source: IO[str]) -> list[NewJob]:
             if not line.strip():
                 continue
             try:
-                spec = json.loads(line, parse_constant=_no_constants)
-                jobs.append(client.job_from_mapping(spec))
-            except (json.JSONDecodeError, InvalidInput, RecursionError) as error:
-                reason = error.msg if isinstance(error, json.JSONDecodeError) else str(error)
+                jobs.append(_batch_job(builder, line))
+            except InvalidInput as error:
                 raise InvalidInput(
-                    f"line {number} of the batch: {reason}; nothing was enqueued"
+                    f"line {number} of the batch: {error}; nothing was enqueued"
                 ) from None
     if not jobs:
         raise InvalidInput("the batch has no jobs; nothing was enqueued")
     return jobs
+
+
+def _batch_job(builder: JobBuilder, line: bytes) -> NewJob:
+    """One line's job, fully validated, so that a bad line is named before anything is written."""
+    text = _decode(line, "the line")
+    try:
+        spec = json.loads(text, parse_constant=_no_constants)
+    except json.JSONDecodeError as error:
+        raise InvalidInput(f"not valid JSON ({error.msg} at column {error.colno})") from None
+    except RecursionError:
+        raise InvalidInput("the JSON is nested too deeply") from None
+    job = builder.job_from_mapping(spec)
+    encode_payload(job.payload)  # size and serialisability, checked again when stored
+    return job
 
 
 def _no_constants(name: str) -> Any:
@@ -286,7 +329,7 @@ def stats(ctx: click.Context, as_json: bool) -> None:
 @click.option(
     "--status",
     "statuses",
-    callback=params.status,
+    callback=params.finished_status,
     metavar="STATUS",
     multiple=True,
     help="Only this finished status (repeatable) [default: all finished].",

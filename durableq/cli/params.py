@@ -14,6 +14,7 @@ import click
 from durableq.client import parse_job_id, parse_status
 from durableq.durations import parse_duration, parse_instant
 from durableq.errors import InvalidInput
+from durableq.jobs import JobStatus
 
 T = TypeVar("T")
 
@@ -36,3 +37,16 @@ duration = _converter(parse_duration)
 instant = _converter(parse_instant)
 job_id = _converter(parse_job_id)
 status = _converter(parse_status)
+
+
+def _parse_finished_status(text: str) -> JobStatus:
+    found = parse_status(text)
+    if not found.is_terminal:
+        raise InvalidInput(
+            f"{found.value} jobs are not finished: only completed, failed or canceled ones "
+            "can be purged"
+        )
+    return found
+
+
+finished_status = _converter(_parse_finished_status)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +19,9 @@ from durableq.config import Settings
 from durableq.errors import DatabaseBusy, DatabaseError
 
 READ_ONLY = {"durableq_read_only": True}
+BUSY_TIMEOUT_OPTION = "durableq_busy_timeout"
+LOCK_RETRY_FIRST = 0.0002
+LOCK_RETRY_LONGEST = 0.002
 
 
 def make_engine(settings: Settings) -> Engine:
@@ -47,6 +52,7 @@ def _sqlite_engine(settings: Settings) -> Engine:
     engine = create_engine(
         settings.database,
         connect_args={"timeout": settings.busy_timeout, "check_same_thread": False},
+        execution_options={BUSY_TIMEOUT_OPTION: settings.busy_timeout},
         pool_size=8,
         max_overflow=16,
     )
@@ -64,12 +70,45 @@ def _sqlite_engine(settings: Settings) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Connection) -> None:
-        # Writers take the write lock up front: a deferred transaction that later upgrades
-        # its lock can fail with SQLITE_BUSY at once, ignoring the busy timeout.
-        read_only = connection.get_execution_options().get("durableq_read_only", False)
-        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        if connection.get_execution_options().get("durableq_read_only", False):
+            connection.exec_driver_sql("BEGIN")
+            return
+        begin_immediate(connection.connection.driver_connection, settings.busy_timeout)
 
     return engine
+
+
+def busy_timeout_of(engine: Engine) -> float:
+    return float(engine.get_execution_options().get(BUSY_TIMEOUT_OPTION, 10.0))
+
+
+def begin_immediate(connection: Any, budget: float) -> None:
+    """Take SQLite's write lock up front, waiting up to `budget` seconds for it.
+
+    Up front, because a deferred transaction that upgrades its lock later can fail with
+    SQLITE_BUSY at once, whatever the busy timeout. Waiting here rather than in SQLite's busy
+    handler, because that handler sleeps 25-100 ms between tries once it has waited a little:
+    against a producer that commits and re-locks within a millisecond it almost never wins,
+    and a worker starved that way falls seconds behind. Short jittered sleeps compete fairly.
+    """
+    deadline = time.monotonic() + budget
+    pause = LOCK_RETRY_FIRST
+    connection.execute("PRAGMA busy_timeout = 0")
+    try:
+        while True:
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as error:
+                text = str(error).lower()
+                if "locked" not in text and "busy" not in text:
+                    raise
+                if time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause * random.uniform(0.5, 1.5))
+            pause = min(pause * 1.5, LOCK_RETRY_LONGEST)
+    finally:
+        connection.execute(f"PRAGMA busy_timeout = {int(budget * 1000)}")
 
 
 def enable_wal(engine: Engine) -> None:
@@ -91,10 +130,13 @@ def translate_errors(engine: Engine | None = None) -> Iterator[None]:
         yield
     except sa_exc.DBAPIError as error:
         raise _translated(error, engine) from error
+    except sqlite3.Error as error:  # the raw-DBAPI hot path (db/fastpath.py)
+        raise _translated(error, engine) from error
 
 
-def _translated(error: sa_exc.DBAPIError, engine: Engine | None) -> DatabaseError:
-    message = str(error.orig).strip() if error.orig is not None else str(error)
+def _translated(error: sa_exc.DBAPIError | sqlite3.Error, engine: Engine | None) -> DatabaseError:
+    original = error.orig if isinstance(error, sa_exc.DBAPIError) else error
+    message = str(original).strip() if original is not None else str(error)
     where = _describe(engine)
     lowered = message.lower()
     if "database is locked" in lowered or "database is busy" in lowered:
@@ -114,7 +156,9 @@ def _translated(error: sa_exc.DBAPIError, engine: Engine | None) -> DatabaseErro
         return DatabaseError(
             f"cannot open database {where}; check that its directory exists and is writable"
         )
-    if isinstance(error, sa_exc.OperationalError) and "connection" in lowered:
+    if isinstance(error, sa_exc.OperationalError | sqlite3.OperationalError) and (
+        "connection" in lowered
+    ):
         return DatabaseError(f"cannot connect to database {where}: {_first_line(message)}")
     return DatabaseError(f"database error on {where}: {_first_line(message)}")
 

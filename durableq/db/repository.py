@@ -35,6 +35,7 @@ from sqlalchemy import (
 from durableq import payloads
 from durableq.db.changes import ChangeWatcher, watcher_for
 from durableq.db.engine import READ_ONLY, translate_errors
+from durableq.db.fastpath import SqliteHotPath
 from durableq.db.schema import (
     PENDING_ONLY,
     UTCDateTime,
@@ -127,6 +128,7 @@ class Repository:
         self._finish = self._finish_statement()
         self._insert_error = insert(job_errors_table)
         self._insert_job = insert(jobs_table)
+        self._hot = SqliteHotPath(engine) if self.dialect == "sqlite" else None
 
     # -- transactions -------------------------------------------------------------------
 
@@ -148,6 +150,8 @@ class Repository:
     # -- producers ----------------------------------------------------------------------
 
     def enqueue(self, job: NewJob, now: datetime) -> int:
+        if self._hot is not None:
+            return self._hot.enqueue(job, now)
         with self._write() as connection:
             result = connection.execute(self._insert_job.returning(J.id), self._new_row(job, now))
             job_id = int(result.scalar_one())
@@ -158,6 +162,8 @@ class Repository:
         """All or nothing, in one transaction; ids in the order given."""
         if not jobs:
             return []
+        if self._hot is not None:
+            return self._hot.enqueue_many(jobs, now)
         rows = [self._new_row(job, now) for job in jobs]
         statement = self._insert_job.returning(J.id, sort_by_parameter_order=True)
         with self._write() as connection:
@@ -224,6 +230,46 @@ class Repository:
         lease: float,
     ) -> list[ClaimedJob]:
         """Atomically take up to `limit` due jobs, best priority first."""
+        return self.finish_and_claim((), worker_id, queues, limit, now, lease)[1]
+
+    def finish(self, finishes: Sequence[Finish], now: datetime) -> list[int]:
+        """Write the outcomes of executions; returns the ids whose outcome was stale."""
+        if not finishes:
+            return []
+        return self.finish_and_claim(finishes, "", (), 0, now, 0.0)[0]
+
+    def finish_and_claim(
+        self,
+        finishes: Sequence[Finish],
+        worker_id: str,
+        queues: Sequence[str],
+        limit: int,
+        now: datetime,
+        lease: float,
+    ) -> tuple[list[int], list[ClaimedJob]]:
+        """A worker's turn in one transaction (one commit): save outcomes, then claim.
+
+        Returns the ids whose outcome was stale (the job is no longer that execution's) and
+        the newly claimed jobs.
+        """
+        for item in finishes:
+            assert item.status in TRANSITION_TARGETS[item.action], item
+        if self._hot is not None:
+            return self._hot.finish_and_claim(finishes, worker_id, queues, limit, now, lease)
+        with self._write() as connection:
+            stale = self._finish_rows(connection, finishes, now)
+            claimed = self._claim_rows(connection, worker_id, queues, limit, now, lease)
+        return stale, claimed
+
+    def _claim_rows(
+        self,
+        connection: Connection,
+        worker_id: str,
+        queues: Sequence[str],
+        limit: int,
+        now: datetime,
+        lease: float,
+    ) -> list[ClaimedJob]:
         if limit <= 0:
             return []
         token = uuid.uuid4().hex
@@ -237,8 +283,7 @@ class Repository:
         statement = self._claim_queues if queues else self._claim_all
         if queues:
             params["queues"] = list(queues)
-        with self._write() as connection:
-            rows = connection.execute(statement, params).all()
+        rows = connection.execute(statement, params).all()
         return [
             ClaimedJob(
                 id=row.id,
@@ -283,30 +328,17 @@ class Repository:
             )
         )
 
-    def finish(self, finishes: Sequence[Finish], now: datetime) -> list[int]:
-        """Write the outcomes of executions; returns the ids whose outcome was stale."""
-        if not finishes:
-            return []
-        for item in finishes:
-            assert item.status in TRANSITION_TARGETS[item.action], item
-        rows = [self._finish_row(item, now) for item in finishes]
-        with self._write() as connection:
-            if self.engine.dialect.supports_sane_multi_rowcount:
-                updated = connection.execute(self._finish, rows).rowcount
-                if updated == len(rows):
-                    self._record_errors(connection, finishes, now)
-                    return []
-                # Someone else owns at least one of these jobs now: find which, row by row.
-                connection.rollback()
+    def _finish_rows(
+        self, connection: Connection, finishes: Sequence[Finish], now: datetime
+    ) -> list[int]:
         stale: list[int] = []
-        with self._write() as connection:
-            applied = []
-            for item, row in zip(finishes, rows, strict=True):
-                if connection.execute(self._finish, row).rowcount:
-                    applied.append(item)
-                else:
-                    stale.append(item.job_id)
-            self._record_errors(connection, applied, now)
+        applied: list[Finish] = []
+        for item in finishes:
+            if connection.execute(self._finish, self._finish_row(item, now)).rowcount:
+                applied.append(item)
+            else:
+                stale.append(item.job_id)
+        self._record_errors(connection, applied, now)
         return stale
 
     @staticmethod
@@ -566,7 +598,11 @@ class Repository:
         )
 
     def _status_of(self, connection: Connection, job_id: int) -> JobStatus:
-        status = connection.execute(select(J.status).where(J.id == job_id)).scalar()
+        # Locked until the transaction ends, so the status cannot change between this read and
+        # the guarded write that follows (PostgreSQL; SQLite's writers are serialised anyway).
+        status = connection.execute(
+            select(J.status).where(J.id == job_id).with_for_update()
+        ).scalar()
         if status is None:
             raise JobNotFound(job_id)
         return JobStatus(status)

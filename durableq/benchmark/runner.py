@@ -1,0 +1,134 @@
+"""Which sections run, at what sizes, in one temporary directory that is always removed."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import durableq
+from durableq.benchmark import latency, throughput
+from durableq.benchmark.harness import Bench, Progress
+from durableq.benchmark.report import Report
+from durableq.errors import InvalidInput
+
+SECTIONS = ("enqueue", "baseline", "processing", "end-to-end", "idle", "depth", "memory")
+
+FULL = (
+    throughput.Sizes(
+        jobs=10_000,
+        enqueue_single=5_000,
+        enqueue_batched=100_000,
+        enqueue_seconds=10.0,
+        cli_calls=5,
+        history_rows=1_000_000,
+    ),
+    latency.Sizes(
+        e2e_jobs=5_000,
+        e2e_seconds=10.0,
+        idle_jobs=200,
+        idle_interval=0.05,
+        cpu_window=10.0,
+        memory_jobs=100_000,
+        settle=1.0,
+    ),
+)
+QUICK = (
+    throughput.Sizes(
+        jobs=500,
+        enqueue_single=500,
+        enqueue_batched=10_000,
+        enqueue_seconds=1.5,
+        cli_calls=3,
+        history_rows=100_000,
+    ),
+    latency.Sizes(
+        e2e_jobs=500,
+        e2e_seconds=2.0,
+        idle_jobs=30,
+        idle_interval=0.05,
+        cpu_window=2.0,
+        memory_jobs=2_000,
+        settle=0.3,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    jobs: int | None = None  # processing, baseline and depth; default by mode
+    synchronous: str = "FULL"
+    quick: bool = False
+    only: tuple[str, ...] = ()  # empty: every section
+
+    def selected(self) -> list[str]:
+        unknown = set(self.only) - set(SECTIONS)
+        if unknown:
+            raise InvalidInput(f"unknown section {sorted(unknown)[0]!r}: use {', '.join(SECTIONS)}")
+        wanted = set(self.only or SECTIONS)
+        if "processing" in wanted:
+            wanted.add("baseline")  # processing is reported as a ratio of it
+        return [section for section in SECTIONS if section in wanted]
+
+
+def run_benchmark(options: BenchOptions, progress: Progress) -> Report:
+    sections = options.selected()
+    sizes, live = QUICK if options.quick else FULL
+    if options.jobs is not None:
+        if options.jobs < 1:
+            raise InvalidInput("--jobs must be at least 1")
+        sizes = throughput.Sizes(**{**sizes.__dict__, "jobs": options.jobs})
+    started = time.monotonic()
+    meta = _meta(options, sizes.jobs, sections)
+    report = Report(meta)
+    with tempfile.TemporaryDirectory(prefix="durableq-bench-") as scratch:
+        bench = Bench(Path(scratch), options.synchronous, progress)
+        baseline_rate: list[float] = []
+        steps: dict[str, Callable[[], Any]] = {
+            "enqueue": lambda: throughput.enqueue(bench, sizes, report),
+            "baseline": lambda: baseline_rate.append(throughput.baseline(bench, sizes, report)),
+            "processing": lambda: throughput.processing(
+                bench, sizes, report, baseline_rate[0] if baseline_rate else None
+            ),
+            "end-to-end": lambda: latency.end_to_end(bench, live, report),
+            "idle": lambda: latency.idle(bench, live, report),
+            "depth": lambda: throughput.depth(bench, sizes, report),
+            "memory": lambda: latency.memory(bench, live, report),
+        }
+        for section in sections:
+            steps[section]()
+    meta["duration_s"] = time.monotonic() - started
+    meta["load_average_end"] = _load()
+    return report
+
+
+def _meta(options: BenchOptions, jobs: int, sections: list[str]) -> dict[str, Any]:
+    return {
+        "durableq": durableq.__version__,
+        "mode": "quick" if options.quick else "full",
+        "synchronous": options.synchronous,
+        "jobs": jobs,
+        "sections_run": sections,
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        # Context for the figures: on a busy machine every rate is lower.
+        "load_average_start": _load(),
+        "duration_s": 0.0,
+    }
+
+
+def _load() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None

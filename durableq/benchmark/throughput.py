@@ -1,0 +1,236 @@
+"""How fast jobs go in (enqueue) and through (processing, depth), and the bare-sqlite3 baseline."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from contextlib import ExitStack, closing
+from dataclasses import dataclass
+from pathlib import Path
+
+from durableq.benchmark import timings
+from durableq.benchmark.baseline import claim_and_complete_all
+from durableq.benchmark.harness import Bench, BenchError, enqueue_noops, finish_timeout
+from durableq.benchmark.report import Report, Target, ms, number, rate
+from durableq.benchmark.timings import Run
+
+ENQUEUE_BATCH = 1_000
+# (daemons, --concurrency of each); the last is "two daemons" at the product's default.
+PROCESSING = ((1, 1), (1, 4), (1, 16), (2, 4))
+DEPTH_CONCURRENCY = 4  # the product's default
+
+ONE_DAEMON = Target(">=", 10_000, " jobs/s")
+ENQUEUE_ONE = Target(">=", 3_000, " jobs/s")
+ENQUEUE_BATCHED = Target(">=", 100_000, " jobs/s")
+DEPTH = Target(">=", 90, "%")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    jobs: int  # processing, baseline and depth
+    enqueue_single: int
+    enqueue_batched: int
+    enqueue_seconds: float  # per enqueue measurement, whichever comes first
+    cli_calls: int
+    history_rows: int
+
+
+# -- enqueue ---------------------------------------------------------------------------------
+
+
+def enqueue(bench: Bench, sizes: Sizes, report: Report) -> None:
+    db = bench.fresh("enqueue")
+    with bench.open(db) as client:
+        bench.progress(f"enqueue: Client.enqueue, up to {sizes.enqueue_single:,} jobs")
+
+        def one() -> int:
+            client.enqueue("noop")
+            return 1
+
+        count, seconds = _time_box(one, sizes.enqueue_single, sizes.enqueue_seconds)
+        _record_enqueue(report, "single", "Client.enqueue, one job per transaction", count, seconds)
+        bench.progress(f"enqueue: Client.enqueue_many, up to {sizes.enqueue_batched:,} jobs")
+        batch = [{"type": "noop"}] * ENQUEUE_BATCH
+        count, seconds = _time_box(
+            lambda: len(client.enqueue_many(batch)), sizes.enqueue_batched, sizes.enqueue_seconds
+        )
+        label = f"Client.enqueue_many, {ENQUEUE_BATCH:,} jobs per call"
+        _record_enqueue(report, "batched", label, count, seconds, batch=ENQUEUE_BATCH)
+    bench.progress(f"enqueue: {sizes.cli_calls} `durableq enqueue` subprocesses")
+    _cli_enqueue(bench, db, sizes.cli_calls, report)
+
+
+def _time_box(operation: Callable[[], int], count: int, seconds: float) -> tuple[int, float]:
+    """Repeat `operation` (which returns how many jobs it did) up to `count` jobs or `seconds`."""
+    done = 0
+    started = time.perf_counter()
+    while done < count and time.perf_counter() - started < seconds:
+        done += operation()
+    return done, time.perf_counter() - started
+
+
+def _record_enqueue(
+    report: Report, key: str, label: str, count: int, seconds: float, batch: int = 1
+) -> None:
+    figures = {"jobs": count, "seconds": seconds, "jobs_per_s": count / seconds}
+    if batch > 1:
+        figures["batch_size"] = batch
+    report.record("enqueue", key, figures)
+    target = ENQUEUE_BATCHED if batch > 1 else ENQUEUE_ONE
+    result = f"{rate(count / seconds)} ({count:,} in {seconds:.2f}s)"
+    report.row("enqueue", label, result, target=target, figure=f"enqueue.{key}.jobs_per_s")
+
+
+def _cli_enqueue(bench: Bench, db: Path, calls: int, report: Report) -> None:
+    enqueue_ms = [
+        _wall_ms(bench, ["-m", "durableq", "--db", str(db), "enqueue", "noop"])
+        for _ in range(calls)
+    ]
+    startup_ms = [_wall_ms(bench, ["-c", "pass"]) for _ in range(calls)]
+    figures = {
+        "calls": calls,
+        "median_ms": sorted(enqueue_ms)[len(enqueue_ms) // 2],
+        "min_ms": min(enqueue_ms),
+        "max_ms": max(enqueue_ms),
+        "python_startup_ms": min(startup_ms),
+    }
+    report.record("enqueue", "cli", figures)
+    result = (
+        f"median {ms(figures['median_ms'])} per call (min {number(figures['min_ms'])}, "
+        f"bare `python -c pass` {number(figures['python_startup_ms'])})"
+    )
+    report.row("enqueue", f"CLI `durableq enqueue noop`, {calls} calls", result)
+
+
+def _wall_ms(bench: Bench, args: list[str]) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, *args], capture_output=True, env=bench.environment(), timeout=120
+    )
+    elapsed = (time.perf_counter() - started) * 1000
+    if done.returncode != 0:
+        raise BenchError(f"`{' '.join(args)}` failed: {done.stderr.decode(errors='replace')}")
+    return elapsed
+
+
+# -- processing --------------------------------------------------------------------------------
+
+
+def baseline(bench: Bench, sizes: Sizes, report: Report) -> float:
+    """Bare sqlite3's rate, in this process, on the same workload; returns jobs/s."""
+    db = bench.fresh("baseline", sizes.jobs)
+    bench.progress(f"baseline: bare sqlite3 claiming and completing {sizes.jobs:,} jobs")
+    claim_and_complete_all(db, bench.synchronous)
+    run = timings.run_of(db)
+    report.record("baseline", "bare_sqlite3", _run_figures(run))
+    label = "bare sqlite3: claim + complete, one transaction each"
+    report.row("baseline", label, _run_result(run))
+    return run.processing_rate
+
+
+def processing(bench: Bench, sizes: Sizes, report: Report, baseline_rate: float | None) -> None:
+    for daemons, concurrency in PROCESSING:
+        db = bench.fresh(f"processing-{daemons}x{concurrency}", sizes.jobs)
+        plural = "s" if daemons > 1 else ""
+        label = f"{daemons} daemon{plural}, --concurrency {concurrency}"
+        bench.progress(f"processing: {label}, {sizes.jobs:,} no-op jobs")
+        wall = run_burst(bench, db, daemons, concurrency, sizes.jobs)
+        run = timings.run_of(db)
+        figures = {"daemons": daemons, "concurrency": concurrency, **_run_figures(run)}
+        figures["wall_seconds"] = wall
+        result = _run_result(run)
+        if baseline_rate is not None:
+            figures["vs_baseline"] = run.processing_rate / baseline_rate
+            result += f", {figures['vs_baseline']:.2f}x bare sqlite3"
+        key = f"daemons{daemons}_concurrency{concurrency}"
+        report.record("processing", key, figures)
+        target = ONE_DAEMON if daemons == 1 else None
+        report.row(
+            "processing", label, result, target=target, figure=f"processing.{key}.jobs_per_s"
+        )
+
+
+def run_burst(bench: Bench, db: Path, daemons: int, concurrency: int, jobs: int) -> float:
+    """Burst daemons on `db` until nothing is due; returns the wall time, start-up included."""
+    started = time.perf_counter()
+    with ExitStack() as stack:
+        running = [
+            stack.enter_context(bench.daemon(db, concurrency, burst=True)) for _ in range(daemons)
+        ]
+        for daemon in running:
+            daemon.wait(finish_timeout(jobs))
+    return time.perf_counter() - started
+
+
+def _run_figures(run: Run) -> dict[str, float]:
+    return {
+        "jobs": run.jobs,
+        "processed": run.processed,
+        "seconds": run.processing_seconds,
+        "jobs_per_s": run.processing_rate,
+    }
+
+
+def _run_result(run: Run) -> str:
+    return f"{rate(run.processing_rate)} ({run.processed:,} in {run.processing_seconds:.2f}s)"
+
+
+# -- depth: the same claim rate with a long history of finished jobs --------------------------
+
+HISTORY = """
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :rows)
+INSERT INTO jobs (queue, type, payload, status, priority, attempts, max_attempts, run_at,
+    created_at, updated_at, started_at, finished_at, cancel_requested)
+SELECT 'default', 'noop', '{}', 'completed', 0, 1, 10, at, at, at, at, at, 0
+FROM (SELECT printf('%s.%06d', datetime(:base + i / 1000, 'unixepoch'), (i % 1000) * 1000) AS at
+      FROM n)
+"""
+
+
+def depth(bench: Bench, sizes: Sizes, report: Report) -> None:
+    empty_db = bench.fresh("depth-empty", sizes.jobs)
+    bench.progress(f"depth: empty history, {sizes.jobs:,} jobs")
+    run_burst(bench, empty_db, 1, DEPTH_CONCURRENCY, sizes.jobs)
+    empty = timings.run_of(empty_db)
+
+    history_db = bench.fresh("depth-history")
+    bench.progress(f"depth: building a history of {sizes.history_rows:,} finished jobs")
+    build_seconds = build_history(history_db, sizes.history_rows)
+    with bench.open(history_db) as client:
+        enqueue_noops(client, sizes.jobs)
+    bench.progress(f"depth: {sizes.history_rows:,} finished jobs in the table, {sizes.jobs:,} jobs")
+    run_burst(bench, history_db, 1, DEPTH_CONCURRENCY, sizes.jobs)
+    deep = timings.run_of(history_db, after_id=sizes.history_rows)
+
+    report.record("depth", "empty", _run_figures(empty))
+    report.record(
+        "depth",
+        "history",
+        {**_run_figures(deep), "history_rows": sizes.history_rows, "build_seconds": build_seconds},
+    )
+    ratio = deep.processing_rate / empty.processing_rate
+    report.record("depth", "ratio", {"percent": ratio * 100})
+    daemon = f"1 daemon, --concurrency {DEPTH_CONCURRENCY}"
+    report.row("depth", f"{daemon}, empty history", _run_result(empty))
+    report.row("depth", f"{daemon}, {sizes.history_rows:,} finished jobs", _run_result(deep))
+    report.row(
+        "depth",
+        "rate with the history / rate without",
+        f"{ratio * 100:.0f}%",
+        target=DEPTH,
+        figure="depth.ratio.percent",
+    )
+
+
+def build_history(db: Path, rows: int) -> float:
+    """Finished jobs straight into the real table, in one transaction: seconds, not minutes."""
+    started = time.perf_counter()
+    base = int(time.time()) - 7_200 - rows // 1000  # all finished well before the workload
+    with closing(sqlite3.connect(db, isolation_level=None)) as connection:
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute(HISTORY, {"rows": rows, "base": base})
+        connection.execute("COMMIT")
+    return time.perf_counter() - started
