@@ -54,7 +54,7 @@ class JobBuilder:
         _check_name("queue", queue)
         if payload is None:
             payload = {}
-        if not isinstance(payload, Mapping):
+        if payload.__class__ is not dict and not isinstance(payload, Mapping):  # skip the ABC
             from durableq.payloads import encode_payload
 
             encode_payload(payload)  # raises with a message naming the wrong kind
@@ -79,10 +79,10 @@ class JobBuilder:
 
     def job_from_mapping(self, spec: Mapping[str, Any]) -> NewJob:
         """A job from a dict such as one line of a JSONL batch file."""
-        if not isinstance(spec, Mapping):
+        if spec.__class__ is not dict and not isinstance(spec, Mapping):
             raise InvalidInput('each job must be a JSON object with at least a "type"')
-        unknown = set(spec) - _SPEC_KEYS
-        if unknown:
+        if not _SPEC_KEYS.issuperset(spec):
+            unknown = set(spec) - _SPEC_KEYS
             raise InvalidInput(
                 f"unknown key {sorted(unknown)[0]!r}; allowed: {', '.join(sorted(_SPEC_KEYS))}"
             )
@@ -158,6 +158,7 @@ class Client(JobBuilder):
         return cls(settings, engine, clock)
 
     def close(self) -> None:
+        self.repository.close()
         self.engine.dispose()
 
     def __enter__(self) -> Client:

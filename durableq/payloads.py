@@ -27,6 +27,8 @@ def _encode(value: Any) -> tuple[str, int]:
 
 
 def encode_payload(payload: Any) -> str:
+    if payload == {} and type(payload) is dict:  # the commonest payload of all
+        return "{}"
     if not isinstance(payload, dict):
         raise InvalidInput(
             f"the payload must be a JSON object, not {_json_kind(payload)}; e.g. '{{\"n\": 1}}'"

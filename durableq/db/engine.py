@@ -82,7 +82,7 @@ def busy_timeout_of(engine: Engine) -> float:
     return float(engine.get_execution_options().get(BUSY_TIMEOUT_OPTION, 10.0))
 
 
-def begin_immediate(connection: Any, budget: float) -> None:
+def begin_immediate(connection: Any, budget: float, toggle_busy_timeout: bool = True) -> None:
     """Take SQLite's write lock up front, waiting up to `budget` seconds for it.
 
     Up front, because a deferred transaction that upgrades its lock later can fail with
@@ -93,7 +93,8 @@ def begin_immediate(connection: Any, budget: float) -> None:
     """
     deadline = time.monotonic() + budget
     pause = LOCK_RETRY_FIRST
-    connection.execute("PRAGMA busy_timeout = 0")
+    if toggle_busy_timeout:  # a connection that keeps the handler off for good need not
+        connection.execute("PRAGMA busy_timeout = 0")
     try:
         while True:
             try:
@@ -108,7 +109,8 @@ def begin_immediate(connection: Any, budget: float) -> None:
             time.sleep(pause * random.uniform(0.5, 1.5))
             pause = min(pause * 1.5, LOCK_RETRY_LONGEST)
     finally:
-        connection.execute(f"PRAGMA busy_timeout = {int(budget * 1000)}")
+        if toggle_busy_timeout:
+            connection.execute(f"PRAGMA busy_timeout = {int(budget * 1000)}")
 
 
 def enable_wal(engine: Engine) -> None:

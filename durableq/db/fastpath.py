@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -73,7 +74,8 @@ INSERT INTO job_errors (job_id, attempt, error, traceback, failed_at) VALUES (?,
 
 
 def timestamp(value: datetime) -> str:
-    return value.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
+    """The text SQLAlchemy's SQLite DATETIME stores for `value` (TIMESTAMP_FORMAT, in UTC)."""
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _optional_timestamp(value: datetime | None) -> str | None:
@@ -84,23 +86,42 @@ class SqliteHotPath:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.busy_timeout = busy_timeout_of(engine)
+        self._worker_connection: sqlite3.Connection | None = None
+        self._worker_lock = threading.Lock()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         pooled = self.engine.raw_connection()
         connection: sqlite3.Connection = pooled.driver_connection  # type: ignore[assignment]
         try:
-            with translate_errors(self.engine):
-                begin_immediate(connection, self.busy_timeout)
-                try:
-                    yield connection
-                    connection.execute("COMMIT")
-                except BaseException:
-                    if connection.in_transaction:
-                        connection.execute("ROLLBACK")
-                    raise
+            with _write_transaction(self.engine, connection, self.busy_timeout, toggle=True):
+                yield connection
         finally:
             pooled.close()
+
+    @contextmanager
+    def _worker_transaction(self) -> Iterator[sqlite3.Connection]:
+        """The worker's turns run on a connection of their own, taken out of the pool once.
+
+        That saves the pool's check-out and reset on every turn, and lets the connection keep
+        SQLite's busy handler off for good (begin_immediate does the waiting).
+        """
+        with self._worker_lock:
+            if self._worker_connection is None:
+                pooled = self.engine.raw_connection()
+                connection: sqlite3.Connection = pooled.driver_connection  # type: ignore[assignment]
+                pooled.detach()
+                connection.execute("PRAGMA busy_timeout = 0")
+                self._worker_connection = connection
+            worker_connection = self._worker_connection
+            with _write_transaction(self.engine, worker_connection, self.busy_timeout, False):
+                yield worker_connection
+
+    def close(self) -> None:
+        with self._worker_lock:
+            if self._worker_connection is not None:
+                self._worker_connection.close()
+                self._worker_connection = None
 
     # -- producers ----------------------------------------------------------------------
 
@@ -151,7 +172,7 @@ class SqliteHotPath:
     ) -> tuple[list[int], list[ClaimedJob]]:
         """Write outcomes, then claim up to `limit` jobs: one transaction, one commit."""
         stamp = timestamp(now)
-        with self._transaction() as connection:
+        with self._worker_transaction() as connection:
             stale = self._finish(connection, finishes, stamp) if finishes else []
             claimed = self._claim(connection, worker_id, queues, limit, now, stamp, lease)
         return stale, claimed
@@ -224,6 +245,21 @@ class SqliteHotPath:
 @functools.cache
 def _insert_many(rows: int) -> str:
     return _INSERT_HEAD + ", ".join([_VALUES] * rows)
+
+
+@contextmanager
+def _write_transaction(
+    engine: Engine, connection: sqlite3.Connection, busy_timeout: float, toggle: bool
+) -> Iterator[None]:
+    with translate_errors(engine):
+        begin_immediate(connection, busy_timeout, toggle_busy_timeout=toggle)
+        try:
+            yield
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
 
 
 def _sequence(connection: sqlite3.Connection) -> int:

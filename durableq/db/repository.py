@@ -144,6 +144,10 @@ class Repository:
             with connection.begin():
                 yield connection
 
+    def close(self) -> None:
+        if self._hot is not None:
+            self._hot.close()
+
     def change_watcher(self) -> ChangeWatcher:
         return watcher_for(self.engine)
 
