@@ -14,12 +14,21 @@ from pathlib import Path
 from typing import Any
 
 import durableq
-from durableq.benchmark import latency, throughput
+from durableq.benchmark import latency, store, throughput
 from durableq.benchmark.harness import Bench, Progress
 from durableq.benchmark.report import Report
 from durableq.errors import InvalidInput
 
-SECTIONS = ("enqueue", "baseline", "processing", "end-to-end", "idle", "depth", "memory")
+SECTIONS = (
+    "enqueue",
+    "repository",
+    "baseline",
+    "processing",
+    "end-to-end",
+    "idle",
+    "depth",
+    "memory",
+)
 
 FULL = (
     throughput.Sizes(
@@ -93,6 +102,7 @@ def run_benchmark(options: BenchOptions, progress: Progress) -> Report:
         baseline_rate: list[float] = []
         steps: dict[str, Callable[[], Any]] = {
             "enqueue": lambda: throughput.enqueue(bench, sizes, report),
+            "repository": lambda: store.repository(bench, sizes, report),
             "baseline": lambda: baseline_rate.append(throughput.baseline(bench, sizes, report)),
             "processing": lambda: throughput.processing(
                 bench, sizes, report, baseline_rate[0] if baseline_rate else None

@@ -23,7 +23,16 @@ pytestmark = pytest.mark.skipif(
     not Path("/proc/self/status").exists(), reason="bench reads CPU and memory from /proc"
 )
 
-SECTIONS = {"enqueue", "baseline", "processing", "end_to_end", "idle", "depth", "memory"}
+SECTIONS = {
+    "enqueue",
+    "repository",
+    "baseline",
+    "processing",
+    "end_to_end",
+    "idle",
+    "depth",
+    "memory",
+}
 # Figures that may legitimately be zero or negative: memory can shrink, an idle daemon may not
 # have used a whole clock tick of CPU.
 SIGNED = {"growth_percent", "growth_after_warmup_percent"}
@@ -119,6 +128,8 @@ def test_every_job_enqueued_was_processed(quick: QuickRun) -> None:
             run["jobs_per_s"] / sections["baseline"]["bare_sqlite3"]["jobs_per_s"]
         )
     assert sections["depth"]["history"]["history_rows"] == 100_000
+    for batch in (1, 50):
+        assert sections["repository"][f"batch_{batch}"]["jobs"] == jobs
     assert sections["enqueue"]["single"]["jobs"] >= 1
     assert (
         sections["enqueue"]["batched"]["jobs"] % sections["enqueue"]["batched"]["batch_size"] == 0
