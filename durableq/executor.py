@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 import traceback
+from concurrent import futures
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -135,8 +136,9 @@ class Executor:
         future: Future[Any] = asyncio.run_coroutine_threadsafe(
             handler(context, payload), self._event_loop()
         )
-        while not future.done():
-            if execution.cancelled.wait(0.02):
+        # Returns the moment the coroutine finishes; looks at ctx.cancelled every 20 ms.
+        while not futures.wait([future], timeout=0.02).done:
+            if execution.cancelled.is_set():
                 future.cancel()  # real cancellation: CancelledError inside the coroutine
                 break
         return future.result()
