@@ -3,20 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from durableq.client import Client
 from durableq.jobs import JobStatus
 from tests.support.daemons import Daemons, wait_for_status
-
-
-@pytest.fixture
-def daemons(tmp_path: Path) -> Iterator[Daemons]:
-    with Daemons(tmp_path) as running:
-        yield running
 
 
 def test_async_handlers_finish_promptly(client: Client, db_path: Path, daemons: Daemons) -> None:

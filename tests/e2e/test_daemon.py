@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from durableq.client import Client
 from durableq.jobs import JobStatus
 from tests.support.daemons import Daemons, wait_for_status
 from tests.support.processes import run_cli, wait_until
-
-
-@pytest.fixture
-def daemons(tmp_path: Path) -> Iterator[Daemons]:
-    with Daemons(tmp_path) as running:
-        yield running
 
 
 def test_burst_runs_the_due_jobs_with_every_builtin_then_exits_0(

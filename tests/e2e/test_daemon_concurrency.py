@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -16,12 +15,6 @@ from tests.support.daemons import Daemons
 from tests.support.processes import wait_until
 
 JOBS = 2000
-
-
-@pytest.fixture
-def daemons(tmp_path: Path) -> Iterator[Daemons]:
-    with Daemons(tmp_path) as running:
-        yield running
 
 
 def executions(records: list[dict[str, Any]]) -> dict[int, list[tuple[float, float, int]]]:

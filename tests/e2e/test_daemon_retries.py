@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
-
-import pytest
 
 from durableq.client import Client
 from durableq.jobs import JobStatus
@@ -22,12 +19,6 @@ FAST_RETRIES = {
     # Retries are due at a future instant that no commit announces: poll often to see them.
     "DURABLEQ_POLL_INTERVAL": "20ms",
 }
-
-
-@pytest.fixture
-def daemons(tmp_path: Path) -> Iterator[Daemons]:
-    with Daemons(tmp_path) as running:
-        yield running
 
 
 def test_retries_follow_the_backoff_until_success_or_the_last_attempt(

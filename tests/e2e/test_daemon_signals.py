@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from durableq.client import Client
 from durableq.jobs import JobStatus
@@ -15,12 +12,6 @@ from tests.support.daemons import Daemons, wait_for_status
 
 SHUTDOWN_TIMEOUT = 1.0
 SHUTDOWN_GRACE = 2.0  # how long the daemon waits for handlers told to stop, after the timeout
-
-
-@pytest.fixture
-def daemons(tmp_path: Path) -> Iterator[Daemons]:
-    with Daemons(tmp_path) as running:
-        yield running
 
 
 def test_sigterm_finishes_what_it_can_and_gives_back_the_rest(
