@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from durableq.client import Client
-from durableq.db import repository as repository_module
+from durableq.db import upkeep
 from durableq.errors import InvalidTransition
 from durableq.jobs import Action, JobStatus, NewJob
 from durableq.outcomes import Finish
@@ -118,7 +118,7 @@ def test_purge_of_a_status_that_is_not_finished_is_refused(any_client: Client) -
 
 
 def test_purge_of_many_jobs_in_batches(any_client: Client) -> None:
-    total = repository_module.PURGE_BATCH + 7
+    total = upkeep.PURGE_BATCH + 7
     insert_jobs(any_client.engine, total, JobStatus.COMPLETED, finished_at=at(0))
     insert_jobs(any_client.engine, 3, JobStatus.COMPLETED, finished_at=at(99))
     assert any_client.repository.purge(at(50), [JobStatus.COMPLETED]) == total

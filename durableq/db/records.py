@@ -1,0 +1,82 @@
+"""The values the repository hands back: reports, filters, figures, and jobs from rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from durableq import payloads
+from durableq.jobs import (
+    Job,
+    JobStatus,
+)
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    id: str
+    host: str
+    pid: int
+    queues: tuple[str, ...]  # empty: all queues
+    concurrency: int
+    started_at: datetime
+    heartbeat_at: datetime
+
+
+@dataclass(frozen=True)
+class HeartbeatReport:
+    """What a worker learns when it renews its leases."""
+
+    lost: frozenset[int] = frozenset()  # rescued or otherwise taken away: stop caring
+    cancel_requested: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True)
+class RescueReport:
+    requeued: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    canceled: list[int] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return len(self.requeued) + len(self.failed) + len(self.canceled)
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    statuses: tuple[JobStatus, ...] = ()
+    queues: tuple[str, ...] = ()
+    types: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Stats:
+    counts: dict[str, dict[str, int]]  # queue -> status -> n
+    oldest_due_at: datetime | None
+    completed_last_minute: int
+    failed_last_minute: int
+
+
+def job_from_row(row: Any) -> Job:
+    return Job(
+        id=row.id,
+        queue=row.queue,
+        type=row.type,
+        payload=payloads.decode(row.payload),
+        status=JobStatus(row.status),
+        priority=row.priority,
+        attempts=row.attempts,
+        max_attempts=row.max_attempts,
+        timeout=row.timeout,
+        run_at=row.run_at,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        last_error=row.last_error,
+        result=payloads.decode(row.result),
+        cancel_requested=bool(row.cancel_requested),
+        worker_id=row.worker_id,
+        lease_expires_at=row.lease_expires_at,
+    )

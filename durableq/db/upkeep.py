@@ -1,0 +1,216 @@
+"""Keeping jobs alive and tidy: heartbeats, rescue of dead workers' jobs, purge, the workers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    delete,
+    insert,
+    literal,
+    select,
+    update,
+)
+
+from durableq.db.base import (
+    RUNNING,
+    J,
+    RepositoryBase,
+    W,
+    status_guard,
+)
+from durableq.db.records import HeartbeatReport, RescueReport, WorkerInfo
+from durableq.db.schema import (
+    jobs_table,
+    workers_table,
+)
+from durableq.jobs import (
+    Action,
+    JobStatus,
+    check_transition,
+)
+
+RESCUE_BATCH = 500
+PURGE_BATCH = 5000
+
+
+class Upkeep(RepositoryBase):
+    def heartbeat(
+        self, worker_id: str, tokens: Mapping[int, str], now: datetime, lease: float
+    ) -> HeartbeatReport:
+        """Renew the leases of this worker's running jobs and the worker's own liveness."""
+        expires = now + timedelta(seconds=lease)
+        with self._write() as connection:
+            connection.execute(
+                update(jobs_table)
+                .where(J.worker_id == worker_id, J.status == literal(RUNNING))
+                .values(lease_expires_at=expires)
+            )
+            connection.execute(
+                update(workers_table).where(W.id == worker_id).values(heartbeat_at=now)
+            )
+            return self._running_report(connection, worker_id, tokens)
+
+    def poll_cancel_requests(self, worker_id: str, tokens: Mapping[int, str]) -> HeartbeatReport:
+        """Which of this worker's jobs were canceled or taken away: a cheap read."""
+        with self._read() as connection:
+            return self._running_report(connection, worker_id, tokens)
+
+    @staticmethod
+    def _running_report(
+        connection: Connection, worker_id: str, tokens: Mapping[int, str]
+    ) -> HeartbeatReport:
+        rows = connection.execute(
+            select(J.id, J.lease_token, J.cancel_requested).where(
+                J.worker_id == worker_id, J.status == literal(RUNNING)
+            )
+        ).all()
+        held = {row.id: row for row in rows}
+        lost = {job_id for job_id, token in tokens.items() if _token_of(held, job_id) != token}
+        canceled = {row.id for row in rows if row.cancel_requested and row.id in tokens}
+        return HeartbeatReport(lost=frozenset(lost), cancel_requested=frozenset(canceled - lost))
+
+    # -- maintenance ----------------------------------------------------------------------
+
+    def rescue_expired(self, now: datetime) -> RescueReport:
+        """Jobs whose worker stopped renewing its lease: the attempt counts, as a failure."""
+        with self._write() as connection:
+            rows = connection.execute(
+                select(J.id, J.attempts, J.max_attempts, J.cancel_requested, J.worker_id)
+                .where(status_guard(Action.RESCUE), J.lease_expires_at < now)
+                .order_by(J.lease_expires_at)
+                .limit(RESCUE_BATCH)
+                .with_for_update(skip_locked=True)
+            ).all()
+            if not rows:
+                return RescueReport()
+            report = RescueReport()
+            targets = {
+                JobStatus.CANCELED: report.canceled,
+                JobStatus.FAILED: report.failed,
+                JobStatus.PENDING: report.requeued,
+            }
+            for row in rows:
+                status = _rescue_target(row.cancel_requested, row.attempts, row.max_attempts)
+                targets[status].append(row.id)
+            for status, ids in targets.items():
+                self._apply_rescue(connection, status, ids, now)
+            died = [
+                {
+                    "job_id": row.id,
+                    "attempt": row.attempts,
+                    "error": f"worker {row.worker_id} died: its lease expired",
+                    "traceback": None,
+                    "failed_at": now,
+                }
+                for row in rows
+                if not row.cancel_requested
+            ]
+            if died:
+                connection.execute(self._insert_error, died)
+            return report
+
+    @staticmethod
+    def _apply_rescue(
+        connection: Connection, status: JobStatus, ids: list[int], now: datetime
+    ) -> None:
+        if not ids:
+            return
+        values: dict[str, Any] = {
+            "status": status.value,
+            "updated_at": now,
+            "worker_id": None,
+            "lease_token": None,
+            "lease_expires_at": None,
+        }
+        if status is JobStatus.PENDING:
+            values["run_at"] = now
+        else:
+            values["finished_at"] = now
+        if status is not JobStatus.CANCELED:
+            values["last_error"] = "worker died: its lease expired"
+        connection.execute(
+            update(jobs_table)
+            .where(J.id.in_(ids), status_guard(Action.RESCUE), J.lease_expires_at < now)
+            .values(**values)
+        )
+
+    def purge(self, cutoff: datetime, statuses: Sequence[JobStatus]) -> int:
+        """Delete finished jobs that finished before `cutoff`, in short transactions."""
+        for status in statuses:
+            check_transition(Action.PURGE, status)
+        wanted = sorted(status.value for status in statuses)
+        total = 0
+        while True:
+            with self._write() as connection:
+                batch = (
+                    select(J.id)
+                    .where(J.status.in_(wanted), J.finished_at < cutoff)
+                    .limit(PURGE_BATCH)
+                    .scalar_subquery()
+                )
+                deleted = connection.execute(delete(jobs_table).where(J.id.in_(batch))).rowcount
+            total += deleted
+            if deleted < PURGE_BATCH:
+                return total
+
+    # -- the workers table ----------------------------------------------------------------
+
+    def register_worker(self, worker: WorkerInfo) -> None:
+        with self._write() as connection:
+            connection.execute(
+                insert(workers_table).values(
+                    id=worker.id,
+                    host=worker.host,
+                    pid=worker.pid,
+                    queues=",".join(worker.queues) or "*",
+                    concurrency=worker.concurrency,
+                    started_at=worker.started_at,
+                    heartbeat_at=worker.heartbeat_at,
+                )
+            )
+
+    def unregister_worker(self, worker_id: str) -> None:
+        with self._write() as connection:
+            connection.execute(delete(workers_table).where(W.id == worker_id))
+
+    def prune_workers(self, cutoff: datetime) -> int:
+        """Forget workers that have not beaten since `cutoff` (they died)."""
+        with self._write() as connection:
+            return int(
+                connection.execute(delete(workers_table).where(W.heartbeat_at < cutoff)).rowcount
+            )
+
+    def list_workers(self, alive_since: datetime) -> list[WorkerInfo]:
+        with self._read() as connection:
+            rows = connection.execute(
+                select(workers_table).where(W.heartbeat_at >= alive_since).order_by(W.started_at)
+            ).all()
+        return [
+            WorkerInfo(
+                id=row.id,
+                host=row.host,
+                pid=row.pid,
+                queues=() if row.queues == "*" else tuple(row.queues.split(",")),
+                concurrency=row.concurrency,
+                started_at=row.started_at,
+                heartbeat_at=row.heartbeat_at,
+            )
+            for row in rows
+        ]
+
+
+def _rescue_target(cancel_requested: bool, attempts: int, max_attempts: int) -> JobStatus:
+    if cancel_requested:
+        return JobStatus.CANCELED
+    if attempts >= max_attempts:
+        return JobStatus.FAILED
+    return JobStatus.PENDING
+
+
+def _token_of(held: Mapping[int, Any], job_id: int) -> str | None:
+    row = held.get(job_id)
+    return None if row is None else row.lease_token
