@@ -57,10 +57,6 @@ class Settings:
     def heartbeat_interval(self) -> float:
         return self.lease / 3
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database.startswith("sqlite")
-
     def with_database(self, url_or_path: str) -> Settings:
         return replace(self, database=database_url(url_or_path))
 

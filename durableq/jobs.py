@@ -123,10 +123,6 @@ class Job:
     worker_id: str | None = None
     lease_expires_at: datetime | None = None
 
-    @property
-    def attempts_left(self) -> int:
-        return max(0, self.max_attempts - self.attempts)
-
 
 @dataclass(frozen=True)
 class JobError:

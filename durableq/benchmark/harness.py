@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -142,16 +141,6 @@ class Process:
     def tail(self) -> str:
         text = self.output().strip()
         return f"; its output ends with:\n{text[-LOG_TAIL:]}" if text else ""
-
-
-@contextmanager
-def all_stopped(processes: Sequence[Process]) -> Iterator[Sequence[Process]]:
-    """Kill whichever of `processes` still run when the block ends, however it ends."""
-    try:
-        yield processes
-    finally:
-        for process in processes:
-            process.kill()
 
 
 def enqueue_noops(client: Client, count: int) -> None:

@@ -176,8 +176,3 @@ def _describe(engine: Engine | None) -> str:
 
 def _first_line(text: str) -> str:
     return text.splitlines()[0] if text else text
-
-
-def raw_sqlite(connection: Connection) -> Any:
-    """The DBAPI connection under a SQLAlchemy connection (for PRAGMAs)."""
-    return connection.connection.driver_connection
