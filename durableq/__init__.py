@@ -1,11 +1,17 @@
 """durableq: a durable job queue persisted in SQLite (or PostgreSQL)."""
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from durableq.client import Client
+from typing import TYPE_CHECKING, Any
+
 from durableq.errors import DurableqError
 from durableq.handlers import JobCancelled, JobContext, Registry
 from durableq.jobs import Job, JobStatus
+
+if TYPE_CHECKING:
+    from durableq.client import Client
+
+__version__ = "0.1.0"
 
 __all__ = [
     "Client",
@@ -17,3 +23,12 @@ __all__ = [
     "Registry",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Client brings SQLAlchemy, whose import is most of a CLI call's time: load it when used.
+    if name == "Client":
+        from durableq.client import Client
+
+        return Client
+    raise AttributeError(f"module 'durableq' has no attribute {name!r}")

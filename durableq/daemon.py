@@ -12,7 +12,8 @@ from collections.abc import Callable
 from datetime import datetime
 from types import FrameType
 
-from durableq.client import Client, utc_now
+from durableq.builder import utc_now
+from durableq.client import Client
 from durableq.db.repository import WorkerInfo
 from durableq.dispatcher import Dispatcher, WorkerOptions
 from durableq.executor import Executor

@@ -17,7 +17,41 @@ from durableq.errors import DurableqError
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+# Each command's module is imported only when that command runs: `durableq enqueue` on a ready
+# SQLite file then never imports SQLAlchemy, which is most of a call's start-up time.
+COMMANDS = {
+    "enqueue": "durableq.cli.jobs:enqueue",
+    "jobs": "durableq.cli.jobs:jobs",
+    "cancel": "durableq.cli.jobs:cancel",
+    "retry": "durableq.cli.jobs:retry",
+    "wait": "durableq.cli.jobs:wait",
+    "stats": "durableq.cli.jobs:stats",
+    "purge": "durableq.cli.jobs:purge",
+    "worker": "durableq.cli.worker:worker",
+    "workers": "durableq.cli.worker:workers",
+    "db": "durableq.cli.db:db",
+    "bench": "durableq.cli.bench:bench",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        spec = COMMANDS.get(cmd_name)
+        if spec is None:
+            return None
+        module, _, attribute = spec.partition(":")
+        command = getattr(importlib.import_module(module), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, "--version", prog_name="durableq")
 @db_option
 @click.pass_context
@@ -27,22 +61,6 @@ def cli(ctx: click.Context, db: str | None) -> None:
     The database is --db (a path or URL), else $DURABLEQ_DATABASE, else ./durableq.db.
     """
     ctx.obj = App(db)
-
-
-def _register() -> None:
-    from durableq.cli import db, jobs, worker
-
-    for module in (jobs, worker, db):
-        for command in module.COMMANDS:
-            cli.add_command(command)
-    try:
-        bench = importlib.import_module("durableq.cli.bench")
-    except ImportError:  # pragma: no cover - bench is optional while it is being built
-        return
-    cli.add_command(bench.bench)
-
-
-_register()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from durableq.client import Client, JobBuilder
+from durableq.builder import JobBuilder, utc_now
 from durableq.config import Settings
+from durableq.db.quick import enqueue_quickly
+from durableq.jobs import NewJob
+
+if TYPE_CHECKING:
+    from durableq.client import Client
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -26,9 +31,18 @@ class App:
         """Validates jobs without opening the database: bad input must not create or change it."""
         return JobBuilder(self.settings())
 
+    def enqueue(self, jobs: Sequence[NewJob]) -> list[int]:
+        """Store validated jobs; a ready SQLite file takes the path that skips SQLAlchemy."""
+        ids = enqueue_quickly(self.settings(), jobs, utc_now())
+        if ids is None:
+            ids = self.client(create=True).enqueue_many(jobs)
+        return ids
+
     def client(self, create: bool = False) -> Client:
         """Open the database; only commands that write jobs may create it."""
         if self._client is None:
+            from durableq.client import Client  # SQLAlchemy: loaded only when needed
+
             self._client = Client.open(self.settings(), create=create)
             click.get_current_context().call_on_close(self._client.close)
         return self._client

@@ -74,6 +74,3 @@ def check(ctx: click.Context) -> None:
     if differences:
         raise DatabaseError(f"the schema differs from the models: {'; '.join(differences)}")
     click.echo(f"ok: schema at {migrate.HEAD_REVISION}, no drift")
-
-
-COMMANDS = [db]

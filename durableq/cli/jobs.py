@@ -9,6 +9,7 @@ from typing import IO, Any, TextIO, cast
 
 import click
 
+from durableq.builder import JobBuilder
 from durableq.cli import params
 from durableq.cli.app import app, db_option
 from durableq.cli.output import (
@@ -19,7 +20,6 @@ from durableq.cli.output import (
     stats_json,
     stats_table,
 )
-from durableq.client import JobBuilder
 from durableq.errors import InvalidInput
 from durableq.jobs import JobStatus, NewJob
 from durableq.payloads import encode_payload, parse_payload
@@ -84,7 +84,7 @@ def enqueue(
     if batch is not None:
         _refuse_options_besides_batch(ctx, job_type, payload_text, payload_file)
         jobs = _read_batch(app(ctx).builder(), batch)
-        ids = app(ctx).client(create=True).enqueue_many(jobs)
+        ids = app(ctx).enqueue(jobs)
         click.echo(len(ids))
         return
     if not job_type:
@@ -106,7 +106,7 @@ def enqueue(
         max_attempts=max_attempts,
         timeout=timeout,
     )
-    [job_id] = app(ctx).client(create=True).enqueue_many([job])
+    [job_id] = app(ctx).enqueue([job])
     click.echo(job_id)
 
 
@@ -340,6 +340,3 @@ def purge(ctx: click.Context, older_than: float, statuses: tuple[JobStatus, ...]
     """Delete finished jobs (completed, failed, canceled) and their error history."""
     deleted = app(ctx).client().purge(older_than, statuses)
     click.echo(deleted)
-
-
-COMMANDS = [enqueue, jobs, cancel, retry, wait, stats, purge]

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from durableq.db.repository import Stats, WorkerInfo
+from durableq.db.records import Stats, WorkerInfo
 from durableq.durations import format_duration
 from durableq.jobs import Job, JobError, JobStatus
 

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from durableq.client import parse_job_id, parse_status
+from durableq.builder import parse_job_id, parse_status
 from durableq.durations import parse_duration, parse_instant
 from durableq.errors import InvalidInput
 from durableq.jobs import JobStatus

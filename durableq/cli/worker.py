@@ -12,7 +12,6 @@ from durableq import logs
 from durableq.cli import params
 from durableq.cli.app import app, db_option
 from durableq.cli.output import echo_json, worker_json, workers_table
-from durableq.dispatcher import WorkerOptions
 from durableq.handlers import build_registry, load_registry
 
 
@@ -85,6 +84,7 @@ def start(
     """Start a worker daemon: SIGTERM or SIGINT drains it, a second one stops it at once."""
     from durableq.client import Client
     from durableq.daemon import Worker
+    from durableq.dispatcher import WorkerOptions
 
     logs.configure(log_level, log_format)
     # Like `python -m`, let `--app tasks:registry` find tasks.py in the current directory.
@@ -121,6 +121,3 @@ def workers(ctx: click.Context, as_json: bool) -> None:
         echo_json([worker_json(w) for w in found])
     else:
         workers_table(found, client.clock())
-
-
-COMMANDS = [worker, workers]

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import random
 import sqlite3
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
@@ -16,12 +13,11 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from durableq.config import Settings
-from durableq.errors import DatabaseBusy, DatabaseError
+from durableq.db.sqlite_sql import begin_immediate, failure
+from durableq.errors import DatabaseError
 
 READ_ONLY = {"durableq_read_only": True}
 BUSY_TIMEOUT_OPTION = "durableq_busy_timeout"
-LOCK_RETRY_FIRST = 0.0002
-LOCK_RETRY_LONGEST = 0.002
 
 
 def make_engine(settings: Settings) -> Engine:
@@ -82,37 +78,6 @@ def busy_timeout_of(engine: Engine) -> float:
     return float(engine.get_execution_options().get(BUSY_TIMEOUT_OPTION, 10.0))
 
 
-def begin_immediate(connection: Any, budget: float, toggle_busy_timeout: bool = True) -> None:
-    """Take SQLite's write lock up front, waiting up to `budget` seconds for it.
-
-    Up front, because a deferred transaction that upgrades its lock later can fail with
-    SQLITE_BUSY at once, whatever the busy timeout. Waiting here rather than in SQLite's busy
-    handler, because that handler sleeps 25-100 ms between tries once it has waited a little:
-    against a producer that commits and re-locks within a millisecond it almost never wins,
-    and a worker starved that way falls seconds behind. Short jittered sleeps compete fairly.
-    """
-    deadline = time.monotonic() + budget
-    pause = LOCK_RETRY_FIRST
-    if toggle_busy_timeout:  # a connection that keeps the handler off for good need not
-        connection.execute("PRAGMA busy_timeout = 0")
-    try:
-        while True:
-            try:
-                connection.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as error:
-                text = str(error).lower()
-                if "locked" not in text and "busy" not in text:
-                    raise
-                if time.monotonic() + pause > deadline:
-                    raise
-            time.sleep(pause * random.uniform(0.5, 1.5))
-            pause = min(pause * 1.5, LOCK_RETRY_LONGEST)
-    finally:
-        if toggle_busy_timeout:
-            connection.execute(f"PRAGMA busy_timeout = {int(budget * 1000)}")
-
-
 def enable_wal(engine: Engine) -> None:
     """WAL persists in the file, so it is set once when the database is prepared."""
     if engine.dialect.name != "sqlite":
@@ -139,30 +104,8 @@ def translate_errors(engine: Engine | None = None) -> Iterator[None]:
 def _translated(error: sa_exc.DBAPIError | sqlite3.Error, engine: Engine | None) -> DatabaseError:
     original = error.orig if isinstance(error, sa_exc.DBAPIError) else error
     message = str(original).strip() if original is not None else str(error)
-    where = _describe(engine)
-    lowered = message.lower()
-    if "database is locked" in lowered or "database is busy" in lowered:
-        return DatabaseBusy(
-            f"database {where} stayed locked past the busy timeout; retry, or raise "
-            "DURABLEQ_BUSY_TIMEOUT"
-        )
-    if "file is not a database" in lowered:
-        return DatabaseError(f"{where} is not a SQLite database; pass another --db")
-    if "malformed" in lowered or "corrupt" in lowered:
-        return DatabaseError(f"database {where} is corrupt ({message}); restore it from a backup")
-    if "readonly" in lowered or "read-only" in lowered:
-        return DatabaseError(
-            f"database {where} is read-only; check the permissions of the file and its directory"
-        )
-    if "unable to open" in lowered:
-        return DatabaseError(
-            f"cannot open database {where}; check that its directory exists and is writable"
-        )
-    if isinstance(error, sa_exc.OperationalError | sqlite3.OperationalError) and (
-        "connection" in lowered
-    ):
-        return DatabaseError(f"cannot connect to database {where}: {_first_line(message)}")
-    return DatabaseError(f"database error on {where}: {_first_line(message)}")
+    operational = isinstance(error, sa_exc.OperationalError | sqlite3.OperationalError)
+    return failure(message, _describe(engine), operational)
 
 
 def _describe(engine: Engine | None) -> str:
@@ -172,7 +115,3 @@ def _describe(engine: Engine | None) -> str:
     if url.get_backend_name() == "sqlite":
         return str(url.database)
     return url.render_as_string(hide_password=True)
-
-
-def _first_line(text: str) -> str:
-    return text.splitlines()[0] if text else text

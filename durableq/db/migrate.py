@@ -10,12 +10,9 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, inspect, text
 
 from durableq.db.engine import READ_ONLY, translate_errors
+from durableq.db.revision import HEAD_REVISION as HEAD_REVISION  # re-exported
+from durableq.db.revision import VERSION_TABLE
 from durableq.errors import DatabaseError, SchemaOutdated, SchemaTooNew
-
-# The newest revision this code knows; a test holds it equal to the scripts' head so that the
-# check before every command need not load Alembic.
-HEAD_REVISION = "0001"
-VERSION_TABLE = "alembic_version"
 
 
 def script_location() -> Path:

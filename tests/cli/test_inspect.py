@@ -328,7 +328,9 @@ def test_reading_changes_nothing(invoke: Invoke, seeded: Path) -> None:
 
 def command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     paths = [prefix]
-    for name, command in sorted(group.commands.items()):
+    context = click.Context(group)
+    commands = {name: group.get_command(context, name) for name in group.list_commands(context)}
+    for name, command in sorted(commands.items()):
         if isinstance(command, click.Group):
             paths += command_paths(command, (*prefix, name))
         else:

@@ -22,6 +22,7 @@ LAYERS = {
         "durableq.config",
         "durableq.handlers",
         "durableq.builtins",
+        "durableq.builder",
     ],
     "persistence": ["durableq.db", "durableq._migrations"],
     "services": ["durableq.client", "durableq.executor", "durableq.doorbell", "durableq.logs"],
