@@ -38,6 +38,7 @@ FULL = (
         enqueue_seconds=10.0,
         cli_calls=5,
         history_rows=1_000_000,
+        repeats=3,
     ),
     latency.Sizes(
         e2e_jobs=5_000,
@@ -57,6 +58,7 @@ QUICK = (
         enqueue_seconds=1.5,
         cli_calls=3,
         history_rows=100_000,
+        repeats=1,
     ),
     latency.Sizes(
         e2e_jobs=500,

@@ -36,6 +36,9 @@ class Sizes:
     enqueue_seconds: float  # per enqueue measurement, whichever comes first
     cli_calls: int
     history_rows: int
+    # Rates on a shared VM swing by a quarter from run to run: each processing, baseline and
+    # depth figure is the median of this many runs.
+    repeats: int = 1
 
 
 # -- enqueue ---------------------------------------------------------------------------------
@@ -121,27 +124,33 @@ def _wall_ms(bench: Bench, args: list[str]) -> float:
 
 def baseline(bench: Bench, sizes: Sizes, report: Report) -> float:
     """Bare sqlite3's rate, in this process, on the same workload; returns jobs/s."""
-    db = bench.fresh("baseline", sizes.jobs)
-    bench.progress(f"baseline: bare sqlite3 claiming and completing {sizes.jobs:,} jobs")
-    claim_and_complete_all(db, bench.synchronous)
-    run = timings.run_of(db)
-    report.record("baseline", "bare_sqlite3", _run_figures(run))
+    runs = []
+    for attempt in range(sizes.repeats):
+        db = bench.fresh(f"baseline-{attempt}", sizes.jobs)
+        bench.progress(f"baseline: bare sqlite3 claiming and completing {sizes.jobs:,} jobs")
+        claim_and_complete_all(db, bench.synchronous)
+        runs.append(timings.run_of(db))
+    run = median_run(runs)
+    report.record("baseline", "bare_sqlite3", _run_figures(run, runs))
     label = "bare sqlite3: claim + complete, one transaction each"
-    report.row("baseline", label, _run_result(run))
+    report.row("baseline", label, _run_result(run, runs))
     return run.processing_rate
 
 
 def processing(bench: Bench, sizes: Sizes, report: Report, baseline_rate: float | None) -> None:
     for daemons, concurrency in PROCESSING:
-        db = bench.fresh(f"processing-{daemons}x{concurrency}", sizes.jobs)
         plural = "s" if daemons > 1 else ""
         label = f"{daemons} daemon{plural}, --concurrency {concurrency}"
-        bench.progress(f"processing: {label}, {sizes.jobs:,} no-op jobs")
-        wall = run_burst(bench, db, daemons, concurrency, sizes.jobs)
-        run = timings.run_of(db)
-        figures = {"daemons": daemons, "concurrency": concurrency, **_run_figures(run)}
-        figures["wall_seconds"] = wall
-        result = _run_result(run)
+        runs, walls = [], []
+        for attempt in range(sizes.repeats):
+            db = bench.fresh(f"processing-{daemons}x{concurrency}-{attempt}", sizes.jobs)
+            bench.progress(f"processing: {label}, {sizes.jobs:,} no-op jobs")
+            walls.append(run_burst(bench, db, daemons, concurrency, sizes.jobs))
+            runs.append(timings.run_of(db))
+        run = median_run(runs)
+        figures = {"daemons": daemons, "concurrency": concurrency, **_run_figures(run, runs)}
+        figures["wall_seconds"] = walls[runs.index(run)]
+        result = _run_result(run, runs)
         if baseline_rate is not None:
             figures["vs_baseline"] = run.processing_rate / baseline_rate
             result += f", {figures['vs_baseline']:.2f}x bare sqlite3"
@@ -151,6 +160,10 @@ def processing(bench: Bench, sizes: Sizes, report: Report, baseline_rate: float 
         report.row(
             "processing", label, result, target=target, figure=f"processing.{key}.jobs_per_s"
         )
+
+
+def median_run(runs: list[Run]) -> Run:
+    return sorted(runs, key=lambda run: run.processing_rate)[len(runs) // 2]
 
 
 def run_burst(bench: Bench, db: Path, daemons: int, concurrency: int, jobs: int) -> float:
@@ -165,17 +178,24 @@ def run_burst(bench: Bench, db: Path, daemons: int, concurrency: int, jobs: int)
     return time.perf_counter() - started
 
 
-def _run_figures(run: Run) -> dict[str, float]:
+def _run_figures(run: Run, runs: list[Run]) -> dict[str, float]:
     return {
         "jobs": run.jobs,
         "processed": run.processed,
         "seconds": run.processing_seconds,
         "jobs_per_s": run.processing_rate,
+        "runs": len(runs),
+        "min_jobs_per_s": min(r.processing_rate for r in runs),
+        "max_jobs_per_s": max(r.processing_rate for r in runs),
     }
 
 
-def _run_result(run: Run) -> str:
-    return f"{rate(run.processing_rate)} ({run.processed:,} in {run.processing_seconds:.2f}s)"
+def _run_result(run: Run, runs: list[Run]) -> str:
+    text = f"{rate(run.processing_rate)} ({run.processed:,} in {run.processing_seconds:.2f}s"
+    if len(runs) > 1:
+        low, high = (f(r.processing_rate for r in runs) for f in (min, max))
+        text += f"; median of {len(runs)}, {number(low)}-{number(high)}"
+    return text + ")"
 
 
 # -- depth: the same claim rate with a long history of finished jobs --------------------------
@@ -191,31 +211,39 @@ FROM (SELECT printf('%s.%06d', datetime(:base + i / 1000, 'unixepoch'), (i % 100
 
 
 def depth(bench: Bench, sizes: Sizes, report: Report) -> None:
-    empty_db = bench.fresh("depth-empty", sizes.jobs)
-    bench.progress(f"depth: empty history, {sizes.jobs:,} jobs")
-    run_burst(bench, empty_db, 1, DEPTH_CONCURRENCY, sizes.jobs)
-    empty = timings.run_of(empty_db)
-
     history_db = bench.fresh("depth-history")
     bench.progress(f"depth: building a history of {sizes.history_rows:,} finished jobs")
     build_seconds = build_history(history_db, sizes.history_rows)
-    with bench.open(history_db) as client:
-        enqueue_noops(client, sizes.jobs)
-    bench.progress(f"depth: {sizes.history_rows:,} finished jobs in the table, {sizes.jobs:,} jobs")
-    run_burst(bench, history_db, 1, DEPTH_CONCURRENCY, sizes.jobs)
-    deep = timings.run_of(history_db, after_id=sizes.history_rows)
+    empties, deeps = [], []
+    for attempt in range(sizes.repeats):  # interleaved, so drifts in the machine hit both
+        empty_db = bench.fresh(f"depth-empty-{attempt}", sizes.jobs)
+        bench.progress(f"depth: empty history, {sizes.jobs:,} jobs")
+        run_burst(bench, empty_db, 1, DEPTH_CONCURRENCY, sizes.jobs)
+        empties.append(timings.run_of(empty_db))
 
-    report.record("depth", "empty", _run_figures(empty))
+        after_id = timings.max_job_id(history_db)  # earlier rounds' jobs join the history
+        with bench.open(history_db) as client:
+            enqueue_noops(client, sizes.jobs)
+        bench.progress(f"depth: {after_id:,} finished jobs in the table, {sizes.jobs:,} jobs")
+        run_burst(bench, history_db, 1, DEPTH_CONCURRENCY, sizes.jobs)
+        deeps.append(timings.run_of(history_db, after_id=after_id))
+    empty, deep = median_run(empties), median_run(deeps)
+
+    report.record("depth", "empty", _run_figures(empty, empties))
     report.record(
         "depth",
         "history",
-        {**_run_figures(deep), "history_rows": sizes.history_rows, "build_seconds": build_seconds},
+        {
+            **_run_figures(deep, deeps),
+            "history_rows": sizes.history_rows,
+            "build_seconds": build_seconds,
+        },
     )
     ratio = deep.processing_rate / empty.processing_rate
     report.record("depth", "ratio", {"percent": ratio * 100})
     daemon = f"1 daemon, --concurrency {DEPTH_CONCURRENCY}"
-    report.row("depth", f"{daemon}, empty history", _run_result(empty))
-    report.row("depth", f"{daemon}, {sizes.history_rows:,} finished jobs", _run_result(deep))
+    report.row("depth", f"{daemon}, empty history", _run_result(empty, empties))
+    report.row("depth", f"{daemon}, {sizes.history_rows:,} finished jobs", _run_result(deep, deeps))
     report.row(
         "depth",
         "rate with the history / rate without",

@@ -40,6 +40,12 @@ def worker_registered(db: Path, pid: int) -> bool:
     return bool(row[0])
 
 
+def max_job_id(db: Path) -> int:
+    with reading(db) as connection:
+        row = connection.execute("SELECT coalesce(max(id), 0) FROM jobs").fetchone()
+    return int(row[0])
+
+
 @dataclass(frozen=True)
 class Run:
     """The jobs of one workload as the database saw them."""
