@@ -26,7 +26,7 @@ from durableq.db.repository import Repository
 from durableq.doorbell import Doorbell
 from durableq.errors import DatabaseError
 from durableq.executor import Execution, Executor, StopReason
-from durableq.jobs import ClaimedJob, JobStatus
+from durableq.jobs import Action, ClaimedJob, JobStatus
 from durableq.outcomes import Finish, Outcome, resolve
 
 log = logging.getLogger("durableq.worker")
@@ -159,6 +159,8 @@ class Dispatcher:
         limit = next_poll
         if self._deadlines:
             limit = min(limit, self._deadlines[0][0])
+        if not self._ready():  # retry a failed turn when its back-off ends, not at the poll
+            limit = min(limit, self._busy_until)
         descriptors = [self._wakeup.fileno()]
         watched = watcher.fileno() if watch else None
         if watched is not None:
@@ -242,7 +244,9 @@ class Dispatcher:
         stale_ids = set(stale)
         for finish, outcome in batch:
             self._log_finish(finish, outcome, finish.job_id in stale_ids)
-        self.processed += len(batch) - len(stale_ids)
+        self.processed += sum(
+            1 for finish, outcome in batch if outcome and finish.job_id not in stale_ids
+        )
 
     def _with_db(self, operation: Callable[[], T]) -> T | None:
         """Run a database operation; on a locked or failing database back off instead of dying."""
@@ -295,8 +299,6 @@ class Dispatcher:
 
     def _release_stuck(self) -> None:
         """Handlers that ignored ctx.cancelled: give their jobs back, attempt not counted."""
-        from durableq.jobs import Action
-
         with self._running_lock:
             stuck = list(self._running.values())
             self._running.clear()
