@@ -34,6 +34,7 @@ T = TypeVar("T")
 
 SHUTDOWN_GRACE = 2.0
 BUSY_BACKOFF_MAX = 2.0
+RETRY_MARGIN = 0.002  # wake just after a retry falls due, never just before
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class Dispatcher:
         self._slots: list[threading.Thread] = []
         self._busy_delay = 0.0
         self._busy_until = 0.0
+        self._retries: list[float] = []  # when this worker's scheduled retries fall due
         self.processed = 0
 
     # -- what other threads may ask -------------------------------------------------------
@@ -136,11 +138,15 @@ class Dispatcher:
                 if free > 0 and wanted and self._ready():
                     claimed = self._turn(free)
                     next_poll = now + self.settings.poll_interval
+                    while self._retries and self._retries[0] <= now:
+                        heapq.heappop(self._retries)
                     backlog, changed = claimed == free, False
                     if self.options.burst and claimed == 0 and self._idle():
                         break
                 else:
                     self._save()
+                if self._retries:  # a retry this worker scheduled is due before the next poll
+                    next_poll = min(next_poll, self._retries[0])
                 changed = self._idle_wait(watcher, next_poll, free - claimed > 0) or changed
         finally:
             self._drain()
@@ -242,6 +248,11 @@ class Dispatcher:
 
     def _saved(self, batch: list[tuple[Finish, Outcome | None]], stale: list[int]) -> None:
         stale_ids = set(stale)
+        now, now_mono = self.clock(), time.monotonic()
+        for finish, _ in batch:
+            if finish.action is Action.RETRY_LATER and finish.run_at is not None:
+                wait = max(0.0, (finish.run_at - now).total_seconds())
+                heapq.heappush(self._retries, now_mono + wait + RETRY_MARGIN)
         for finish, outcome in batch:
             self._log_finish(finish, outcome, finish.job_id in stale_ids)
         self.processed += sum(
