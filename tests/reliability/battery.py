@@ -148,6 +148,20 @@ class Fleet:
         return "\n".join(d.log_text() for d in self.daemons)
 
 
+MIN_UPTIME = 1.0  # a daemon younger than this may still be importing: do not pick it
+
+
+def kill_one(daemons: Fleet, rng: random.Random) -> bool:
+    """SIGKILL a random daemon that is past start-up, and start its replacement at once."""
+    now = time.time()
+    candidates = [d for d in daemons.alive() if now - d.started >= MIN_UPTIME]
+    if not candidates:
+        return False
+    daemons.kill(rng.choice(candidates))
+    daemons.start()
+    return True
+
+
 @contextmanager
 def fleet(db: Path, tmp: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Fleet]:
     started = Fleet(db, tmp / "record.jsonl", tmp / "logs", tuple(args), env)

@@ -21,10 +21,10 @@ from durableq.errors import InvalidTransition
 from tests.reliability.battery import (
     TEST_TIMEOUT,
     Figures,
-    Fleet,
     fleet,
     integrity,
     jobs_by_id,
+    kill_one,
     problem_lines,
     query,
     seeded_rng,
@@ -38,7 +38,6 @@ pytestmark = pytest.mark.timeout(TEST_TIMEOUT)
 
 SLEEPS = (0.05, 0.1, 0.2, 0.4)
 DAEMONS = 3
-MIN_UPTIME = 1.0
 
 
 def test_canceled_jobs_never_start_again_across_kills(
@@ -67,7 +66,7 @@ def test_canceled_jobs_never_start_again_across_kills(
             done = sum(
                 r["status"] in ("completed", "canceled") for r in jobs_by_id(db_path).values()
             )
-            if kill_at and done >= kill_at[0] * total and _kill_one(daemons, rng):
+            if kill_at and done >= kill_at[0] * total and kill_one(daemons, rng):
                 kill_at.pop(0)
             daemons.assert_none_died()
             time.sleep(0.03)
@@ -119,13 +118,3 @@ def _cancel_one(
         pending.setdefault(job_id, job.attempts)
     elif job.status.value == "running":
         running.setdefault(job_id, job.attempts)
-
-
-def _kill_one(daemons: Fleet, rng: random.Random) -> bool:
-    now = time.time()
-    candidates = [d for d in daemons.alive() if now - d.started >= MIN_UPTIME]
-    if not candidates:
-        return False
-    daemons.kill(rng.choice(candidates))
-    daemons.start()
-    return True

@@ -33,6 +33,7 @@ from tests.reliability.battery import (
     fleet,
     integrity,
     jobs_by_id,
+    kill_one,
     overlaps,
     problem_lines,
     rescued,
@@ -50,7 +51,6 @@ CONCURRENCY = 4
 LEASE = "1s"
 SLEEPS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2)  # seconds a `record` job takes
 UPFRONT = 0.5  # share of the jobs enqueued before the daemons start; the rest while they run
-MIN_UPTIME = 1.0  # a daemon younger than this may still be importing: do not pick it
 
 
 def test_kill_minus_nine_soak(
@@ -81,7 +81,7 @@ def test_kill_minus_nine_soak(
             )
             backlog = _produce(client, backlog, acknowledged, rng)
             due = thresholds and count(db_path, "completed") >= thresholds[0] * total
-            if due and _kill_one(daemons, rng):
+            if due and kill_one(daemons, rng):
                 thresholds.pop(0)
             daemons.assert_none_died()
             time.sleep(0.05)
@@ -107,17 +107,6 @@ def _produce(
     elif chunk:
         acknowledged.extend(client.enqueue_many(_record_jobs(chunk)))
     return rest
-
-
-def _kill_one(daemons: Fleet, rng: random.Random) -> bool:
-    """SIGKILL a random daemon that is past start-up, and start its replacement at once."""
-    now = time.time()
-    candidates = [d for d in daemons.alive() if now - d.started >= MIN_UPTIME]
-    if not candidates:
-        return False
-    daemons.kill(rng.choice(candidates))
-    daemons.start()
-    return True
 
 
 def _check(

@@ -23,50 +23,15 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-def insert_job(
-    engine: Engine,
-    status: JobStatus = JobStatus.PENDING,
-    *,
-    job_type: str = "noop",
-    queue: str = "default",
-    payload: dict[str, Any] | None = None,
-    priority: int = 0,
-    attempts: int | None = None,
-    max_attempts: int = 3,
-    run_at: datetime = T0,
-    created_at: datetime = T0,
-    finished_at: datetime | None = None,
-    worker_id: str | None = None,
-    lease_token: str | None = None,
-    lease_expires_at: datetime | None = None,
-    cancel_requested: bool = False,
-    **overrides: Any,
-) -> int:
+def insert_job(engine: Engine, status: JobStatus = JobStatus.PENDING, **columns: Any) -> int:
     """Insert one job row in `status` with plausible columns for that status; returns its id.
 
     A running job gets a worker, a lease token and a lease expiring 30 s after `created_at`;
     a finished one gets `finished_at`. Any column can be overridden, including with values that
     do not fit the status (e.g. a lease token on a pending row, to test a status guard alone).
+    The keyword arguments are `insert_jobs`'.
     """
-    return insert_jobs(
-        engine,
-        1,
-        status,
-        job_type=job_type,
-        queue=queue,
-        payload=payload,
-        priority=priority,
-        attempts=attempts,
-        max_attempts=max_attempts,
-        run_at=run_at,
-        created_at=created_at,
-        finished_at=finished_at,
-        worker_id=worker_id,
-        lease_token=lease_token,
-        lease_expires_at=lease_expires_at,
-        cancel_requested=cancel_requested,
-        **overrides,
-    )[0]
+    return insert_jobs(engine, 1, status, **columns)[0]
 
 
 def insert_jobs(
