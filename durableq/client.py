@@ -134,8 +134,7 @@ class Client(JobBuilder):
         return self.repository.stats(self.clock())
 
     def workers(self) -> list[WorkerInfo]:
-        stale = timedelta(seconds=max(3 * self.settings.heartbeat_interval, 5.0))
-        return self.repository.list_workers(self.clock() - stale)
+        return self.repository.list_workers(self.clock(), self.settings.lease)
 
     def purge(self, older_than: float, statuses: Sequence[JobStatus | str] = ()) -> int:
         wanted = [parse_status(status) for status in statuses] or sorted(TERMINAL_STATUSES)

@@ -55,6 +55,7 @@ class Worker:
                 concurrency=self.options.concurrency,
                 started_at=now,
                 heartbeat_at=now,
+                lease=self.client.settings.lease,
             )
         )
         log.info(

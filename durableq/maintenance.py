@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from durableq.config import Settings
 from durableq.db.repository import HeartbeatReport, Repository, RescueReport
@@ -73,8 +73,8 @@ class Pruner:
         self.settings = settings
 
     def run_once(self, now: datetime) -> int:
-        cutoff = now - timedelta(seconds=self.settings.worker_stale_after)
-        return self.repository.prune_workers(cutoff)
+        settings = self.settings
+        return self.repository.prune_workers(now, settings.worker_stale_after, settings.lease)
 
 
 class Maintenance:

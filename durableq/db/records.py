@@ -12,6 +12,8 @@ from durableq.jobs import (
     JobStatus,
 )
 
+MIN_LIVENESS = 5.0  # seconds: a worker is not called dead sooner than this
+
 
 @dataclass(frozen=True)
 class WorkerInfo:
@@ -22,6 +24,21 @@ class WorkerInfo:
     concurrency: int
     started_at: datetime
     heartbeat_at: datetime
+    lease: float | None = None  # seconds; the worker beats every third of it
+
+    def alive(self, now: datetime, default_lease: float) -> bool:
+        """Beaten within its own lease (three heartbeats), not the reader's."""
+        return self._silent_for(now) <= max(self._lease(default_lease), MIN_LIVENESS)
+
+    def forgettable(self, now: datetime, stale_after: float, default_lease: float) -> bool:
+        """Silent for `stale_after` and for three of its own leases: it died long ago."""
+        return self._silent_for(now) > max(stale_after, 3 * self._lease(default_lease))
+
+    def _lease(self, default_lease: float) -> float:
+        return self.lease if self.lease is not None else default_lease
+
+    def _silent_for(self, now: datetime) -> float:
+        return (now - self.heartbeat_at).total_seconds()
 
 
 @dataclass(frozen=True)

@@ -170,6 +170,7 @@ class Upkeep(RepositoryBase):
                     concurrency=worker.concurrency,
                     started_at=worker.started_at,
                     heartbeat_at=worker.heartbeat_at,
+                    lease=worker.lease,
                 )
             )
 
@@ -177,18 +178,26 @@ class Upkeep(RepositoryBase):
         with self._write() as connection:
             connection.execute(delete(workers_table).where(W.id == worker_id))
 
-    def prune_workers(self, cutoff: datetime) -> int:
-        """Forget workers that have not beaten since `cutoff` (they died)."""
+    def prune_workers(self, now: datetime, stale_after: float, default_lease: float) -> int:
+        """Forget workers silent for `stale_after` and three of their own leases (they died)."""
         with self._write() as connection:
-            return int(
-                connection.execute(delete(workers_table).where(W.heartbeat_at < cutoff)).rowcount
-            )
+            dead = [
+                worker.id
+                for worker in self._workers(connection)
+                if worker.forgettable(now, stale_after, default_lease)
+            ]
+            if dead:
+                connection.execute(delete(workers_table).where(W.id.in_(dead)))
+            return len(dead)
 
-    def list_workers(self, alive_since: datetime) -> list[WorkerInfo]:
+    def list_workers(self, now: datetime, default_lease: float) -> list[WorkerInfo]:
+        """The live workers, each judged by its own lease; oldest first."""
         with self._read() as connection:
-            rows = connection.execute(
-                select(workers_table).where(W.heartbeat_at >= alive_since).order_by(W.started_at)
-            ).all()
+            return [w for w in self._workers(connection) if w.alive(now, default_lease)]
+
+    @staticmethod
+    def _workers(connection: Connection) -> list[WorkerInfo]:
+        rows = connection.execute(select(workers_table).order_by(W.started_at)).all()
         return [
             WorkerInfo(
                 id=row.id,
@@ -198,6 +207,7 @@ class Upkeep(RepositoryBase):
                 concurrency=row.concurrency,
                 started_at=row.started_at,
                 heartbeat_at=row.heartbeat_at,
+                lease=row.lease,
             )
             for row in rows
         ]

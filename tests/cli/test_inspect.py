@@ -15,6 +15,7 @@ import pytest
 from durableq import __version__
 from durableq.cli import cli
 from durableq.client import Client
+from durableq.db.revision import HEAD_REVISION
 from tests.cli.conftest import Invoke
 from tests.support.seeded import CANCELED, COMPLETED, FAILED, PENDING, RUNNING, content_hash
 
@@ -259,10 +260,10 @@ def test_purge_deletes_finished_jobs_only(invoke: Invoke, seeded: Path) -> None:
 
 def test_db_commands(invoke: Invoke, tmp_path: Path) -> None:
     db = tmp_path / "schema.db"
-    assert invoke(["db", "upgrade"], db).stdout == "upgraded to 0001\n"
-    assert invoke(["db", "upgrade"], db).stdout == "already at 0001\n"
-    assert invoke(["db", "current"], db).stdout == "0001 (head)\n"
-    assert invoke(["db", "check"], db).stdout == "ok: schema at 0001, no drift\n"
+    assert invoke(["db", "upgrade"], db).stdout == f"upgraded to {HEAD_REVISION}\n"
+    assert invoke(["db", "upgrade"], db).stdout == f"already at {HEAD_REVISION}\n"
+    assert invoke(["db", "current"], db).stdout == f"{HEAD_REVISION} (head)\n"
+    assert invoke(["db", "check"], db).stdout == f"ok: schema at {HEAD_REVISION}, no drift\n"
 
 
 def test_db_current_on_a_file_durableq_never_touched(invoke: Invoke, tmp_path: Path) -> None:

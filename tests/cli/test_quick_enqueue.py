@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from durableq.client import Client
+from durableq.db.revision import HEAD_REVISION
 from durableq.jobs import JobStatus
 from tests.support.processes import environment
 
@@ -56,5 +57,5 @@ def test_an_outdated_schema_takes_the_full_path(tmp_path: Path) -> None:
     errors = [line for line in done.stderr.splitlines() if not line.startswith("import time:")]
     assert errors == [
         "durableq: error: the database schema (revision ffffffffffff) is newer than this "
-        "durableq (knows up to 0001); upgrade durableq"
+        f"durableq (knows up to {HEAD_REVISION}); upgrade durableq"
     ]
