@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from durableq.config import Settings
-from durableq.db.sqlite_sql import begin_immediate, failure
+from durableq.db.sqlite_sql import begin_immediate, configure, failure
 from durableq.errors import DatabaseError
 
 READ_ONLY = {"durableq_read_only": True}
@@ -52,17 +52,10 @@ def _sqlite_engine(settings: Settings) -> Engine:
         pool_size=8,
         max_overflow=16,
     )
-    busy_ms = int(settings.busy_timeout * 1000)
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
-        # Let SQLAlchemy, not the driver, decide where transactions begin (the pysqlite recipe).
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
-        cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.execute(f"PRAGMA synchronous = {settings.synchronous}")
-        cursor.close()
+        configure(dbapi_connection, settings.synchronous, settings.busy_timeout)
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Connection) -> None:

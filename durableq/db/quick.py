@@ -16,7 +16,7 @@ from pathlib import Path
 
 from durableq.config import Settings
 from durableq.db.revision import HEAD_REVISION, VERSION_TABLE
-from durableq.db.sqlite_sql import failure, insert_jobs, write_transaction
+from durableq.db.sqlite_sql import configure, failure, insert_jobs, write_transaction
 from durableq.jobs import NewJob
 
 SQLITE_URL = "sqlite:///"
@@ -28,14 +28,12 @@ def enqueue_quickly(settings: Settings, jobs: Sequence[NewJob], now: datetime) -
     if path is None:
         return None
     try:
-        connection = sqlite3.connect(path, isolation_level=None, timeout=0)
+        connection = sqlite3.connect(path, timeout=0)
     except sqlite3.Error:
         return None
     try:
-        if not _is_current(connection):
+        if not _configured_and_current(connection, settings.synchronous):
             return None
-        connection.execute("PRAGMA foreign_keys = ON")
-        connection.execute(f"PRAGMA synchronous = {settings.synchronous}")
         try:
             with write_transaction(connection, settings.busy_timeout, toggle=False):
                 return insert_jobs(connection, jobs, now)
@@ -54,8 +52,11 @@ def _ready_file(settings: Settings) -> str | None:
     return path if path and Path(path).is_file() else None
 
 
-def _is_current(connection: sqlite3.Connection) -> bool:
+def _configured_and_current(connection: sqlite3.Connection, synchronous: str) -> bool:
+    """Set the connection up as every path does; True if the file is a current durableq DB."""
     try:
+        # No busy handler: begin_immediate waits for the write lock itself.
+        configure(connection, synchronous, busy_timeout=0)
         mode = connection.execute("PRAGMA journal_mode").fetchone()
         version = connection.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()
     except sqlite3.Error:  # not a database, no schema yet, ...: the full path says what

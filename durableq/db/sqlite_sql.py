@@ -109,6 +109,15 @@ def begin_immediate(connection: Any, budget: float, toggle_busy_timeout: bool = 
             connection.execute(f"PRAGMA busy_timeout = {int(budget * 1000)}")
 
 
+def configure(connection: sqlite3.Connection, synchronous: str, busy_timeout: float) -> None:
+    """What every durableq connection to SQLite sets, whichever path opened it."""
+    # Transactions begin where durableq says (BEGIN IMMEDIATE), not where the driver guesses.
+    connection.isolation_level = None
+    connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+    connection.execute("PRAGMA foreign_keys = ON")
+    connection.execute(f"PRAGMA synchronous = {synchronous}")
+
+
 @contextmanager
 def write_transaction(
     connection: sqlite3.Connection, busy_timeout: float, toggle: bool
