@@ -14,6 +14,7 @@ from durableq.retry import Backoff
 
 DEFAULT_DATABASE = "durableq.db"
 SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
+MIN_RESCUE_GRACE = 1.0
 
 
 def database_url(url_or_path: str) -> str:
@@ -56,6 +57,27 @@ class Settings:
     @property
     def heartbeat_interval(self) -> float:
         return self.lease / 3
+
+    @property
+    def rescue_grace(self) -> float:
+        """How long past a lease's end (and its owner's liveness) a job is left to its owner.
+
+        The owner stops its handler when the lease ends by its own clock; this is the time the
+        handler has to notice before another worker may run the job: one heartbeat interval,
+        at least a second.
+        """
+        return max(MIN_RESCUE_GRACE, self.heartbeat_interval)
+
+    def lease_warning(self) -> str | None:
+        """Why this lease is risky under lock contention (None when it is not)."""
+        if self.lease >= self.busy_timeout:
+            return None
+        return (
+            f"the lease ({self.lease:g}s) is shorter than the busy timeout "
+            f"({self.busy_timeout:g}s): a renewal that waits longer than the lease for SQLite's "
+            "write lock stops its jobs' handlers (they are retried); raise --lease or "
+            "DURABLEQ_LEASE, or lower DURABLEQ_BUSY_TIMEOUT"
+        )
 
     def with_database(self, url_or_path: str) -> Settings:
         return replace(self, database=database_url(url_or_path))

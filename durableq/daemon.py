@@ -65,6 +65,9 @@ class Worker:
             ",".join(self.options.queues) or "all",
             ", burst" if self.options.burst else "",
         )
+        warning = self.client.settings.lease_warning()
+        if warning and self.client.repository.dialect == "sqlite":
+            log.warning("%s", warning)
         self.maintenance.start()
         watcher = repository.change_watcher()
         try:

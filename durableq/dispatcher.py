@@ -15,7 +15,7 @@ import random
 import select
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
@@ -26,7 +26,9 @@ from durableq.db.repository import Repository
 from durableq.doorbell import Doorbell
 from durableq.errors import DatabaseError
 from durableq.executor import Execution, Executor, StopReason
+from durableq.job_log import log_finish, log_started
 from durableq.jobs import Action, ClaimedJob, JobStatus
+from durableq.leases import Stamp
 from durableq.outcomes import Finish, Outcome, resolve
 
 log = logging.getLogger("durableq.worker")
@@ -74,6 +76,7 @@ class Dispatcher:
         self._busy_delay = 0.0
         self._busy_until = 0.0
         self._retries: list[float] = []  # when this worker's scheduled retries fall due
+        self.last_renewal = time.monotonic()  # when the last committed renewal read the time
         self.processed = 0
 
     # -- what other threads may ask -------------------------------------------------------
@@ -81,6 +84,26 @@ class Dispatcher:
     def running_tokens(self) -> dict[int, str]:
         with self._running_lock:
             return {job_id: ex.job.lease_token for job_id, ex in self._running.items()}
+
+    def renewed(self, tokens: Mapping[int, str], at_mono: float) -> None:
+        """A renewal that read the time at `at_mono` committed for these jobs (id -> token)."""
+        until = at_mono + self.settings.lease
+        with self._running_lock:
+            executions = [
+                ex
+                for job_id, ex in self._running.items()
+                if tokens.get(job_id) == ex.job.lease_token
+            ]
+        for execution in executions:
+            execution.lease_until(until)
+        self.last_renewal = max(self.last_renewal, at_mono)
+
+    def hurry_at(self) -> float | None:
+        """From when a renewal should wait for the write lock ahead of everyone else: once the
+        earliest running lease is within half a lease of its end."""
+        with self._running_lock:
+            ends = [ex.lease_deadline for ex in self._running.values()]
+        return min(ends) - self.settings.lease / 2 if ends else None
 
     def stop_jobs(self, job_ids: Sequence[int] | frozenset[int], reason: StopReason) -> None:
         with self._running_lock:
@@ -106,16 +129,7 @@ class Dispatcher:
 
     def _slot(self) -> None:
         while (execution := self._work.get()) is not None:
-            job = execution.job
-            if log.isEnabledFor(logging.INFO):
-                log.info(
-                    "job %s %s attempt %s/%s started",
-                    job.id,
-                    job.type,
-                    job.attempt,
-                    job.max_attempts,
-                    extra=_fields("started", job),
-                )
+            log_started(execution.job)
             self._done.append(self.executor.run(execution))
             self._wakeup.ring()
 
@@ -185,30 +199,42 @@ class Dispatcher:
         return False
 
     def _turn(self, free: int) -> int:
-        """Save finished jobs and claim up to `free` more, in one transaction."""
+        """Save finished jobs and claim up to `free` more, in one transaction.
+
+        While jobs run, every other turn or so also renews their leases (and this worker's
+        liveness): a busy worker keeps its leases alive at no extra commit.
+        """
         batch = self._unsaved
-        now = self.clock()
+        stamp = Stamp(self.clock)  # read by the store once it holds the write lock
+        renew = bool(self._running) and (
+            stamp.mono - self.last_renewal >= self.settings.heartbeat_interval / 2
+        )
         turn = self._with_db(
             lambda: self.repository.finish_and_claim(
                 [finish for finish, _ in batch],
                 self.worker_id,
                 self.options.queues,
                 free,
-                now,
+                stamp,
                 self.settings.lease,
+                renew=renew,
+                hurry_at=self.hurry_at() if renew else None,
             )
         )
         if turn is None:
             return 0  # outcomes stay in _unsaved for the next turn
-        stale, claimed = turn
+        if renew:
+            self.renewed(turn.renewed, stamp.mono)
         self._unsaved = []
-        self._saved(batch, stale)
-        for job in claimed:
-            self._start(job)
-        return len(claimed)
+        self._saved(batch, turn.stale)
+        for job in turn.claimed:
+            self._start(job, stamp.mono)
+        return len(turn.claimed)
 
-    def _start(self, job: ClaimedJob) -> None:
+    def _start(self, job: ClaimedJob, claimed_at: float) -> None:
         execution = Execution(job)
+        # The claim wrote lease_expires_at = now + lease, with now read at `claimed_at`.
+        execution.lease_until(claimed_at + self.settings.lease)
         with self._running_lock:
             self._running[job.id] = execution
         if execution.deadline is not None:
@@ -254,7 +280,7 @@ class Dispatcher:
                 wait = max(0.0, (finish.run_at - now).total_seconds())
                 heapq.heappush(self._retries, now_mono + wait + RETRY_MARGIN)
         for finish, outcome in batch:
-            self._log_finish(finish, outcome, finish.job_id in stale_ids)
+            log_finish(finish, outcome, finish.job_id in stale_ids, now)
         self.processed += sum(
             1 for finish, outcome in batch if outcome and finish.job_id not in stale_ids
         )
@@ -327,57 +353,3 @@ class Dispatcher:
                 attempt_delta=-1,
             )
             self._unsaved.append((release, None))
-
-    # -- logging --------------------------------------------------------------------------
-
-    def _log_finish(self, finish: Finish, outcome: Outcome | None, stale: bool) -> None:
-        if outcome is None:
-            return
-        job = outcome.job
-        if stale:
-            log.warning(
-                "job %s %s attempt %s: outcome dropped, the job was rescued or taken over",
-                job.id,
-                job.type,
-                job.attempt,
-                extra=_fields("stale", job, outcome.duration),
-            )
-            return
-        if not log.isEnabledFor(logging.INFO):
-            return
-        event = _event_name(finish)
-        detail = f": {finish.error}" if finish.error else ""
-        if finish.status is JobStatus.PENDING and finish.run_at is not None and finish.error:
-            delay = (finish.run_at - self.clock()).total_seconds()
-            detail += f"; retrying in {max(0.0, delay):.1f}s"
-        log.log(
-            logging.WARNING if finish.error else logging.INFO,
-            "job %s %s attempt %s/%s %s in %.1fms%s",
-            job.id,
-            job.type,
-            job.attempt,
-            job.max_attempts,
-            event,
-            outcome.duration * 1000,
-            detail,
-            extra=_fields(event, job, outcome.duration),
-        )
-
-
-def _event_name(finish: Finish) -> str:
-    if finish.status is JobStatus.PENDING:
-        return "released" if finish.attempt_delta < 0 else "failed"
-    return finish.status.value
-
-
-def _fields(event: str, job: ClaimedJob, duration: float | None = None) -> dict[str, object]:
-    fields: dict[str, object] = {
-        "event": event,
-        "job_id": job.id,
-        "type": job.type,
-        "queue": job.queue,
-        "attempt": job.attempt,
-    }
-    if duration is not None:
-        fields["duration_ms"] = round(duration * 1000, 3)
-    return {"durableq": fields}

@@ -15,6 +15,7 @@ from typing import Any
 
 from durableq.handlers import JobContext, Registry, is_async
 from durableq.jobs import ClaimedJob
+from durableq.leases import FOREVER, StopSignal
 from durableq.outcomes import Outcome, OutcomeKind
 from durableq.payloads import encode
 
@@ -26,21 +27,54 @@ class StopReason(enum.StrEnum):
     TIMED_OUT = "timed out"
     SHUTDOWN = "shutdown"
     LOST = "lost"  # the lease went to another worker: the outcome will be dropped
+    LAPSED = "lease lapsed"  # not renewed in time: stop before anyone may rescue the job
+
+
+LAPSED_ERROR = (
+    "lease lapsed: the worker could not renew it in time (SQLite's write lock held by others "
+    "for longer than the lease, or the process starved of CPU); the handler was told to stop"
+)
 
 
 @dataclass
 class Execution:
-    """One running attempt of a job, shared by its slot thread and the dispatcher."""
+    """One running attempt of a job, shared by its slot thread and the dispatcher.
+
+    `lease_until(t)` moves the lease's end (a time.monotonic() value) later; once it passes,
+    `cancelled` reads as set (see leases.StopSignal), whoever looks first.
+    """
 
     job: ClaimedJob
     started: float = field(default_factory=time.monotonic)
-    cancelled: threading.Event = field(default_factory=threading.Event)
     reason: StopReason | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    cancelled: StopSignal = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.cancelled = StopSignal(on_lapse=self._lapsed)
 
     @property
     def deadline(self) -> float | None:
         return None if self.job.timeout is None else self.started + self.job.timeout
+
+    @property
+    def lease_deadline(self) -> float:
+        return self.cancelled.deadline
+
+    def lease_until(self, deadline: float) -> None:
+        """A renewal committed: the lease now ends at `deadline` (never earlier than before)."""
+        with self._lock:
+            if deadline > self.cancelled.deadline or self.cancelled.deadline == FOREVER:
+                self.cancelled.deadline = deadline
+
+    def _lapsed(self) -> None:
+        with self._lock:
+            if self.reason is None:
+                self.reason = StopReason.LAPSED
+        log.warning(
+            "job %s: lease lapsed before it could be renewed; telling its handler to stop",
+            self.job.id,
+        )
 
     def stop(self, reason: StopReason) -> None:
         """Tell the handler to stop; a cancel outranks the reasons before it."""
@@ -118,6 +152,8 @@ class Executor:
             kind, error, trace = OutcomeKind.CANCELED, None, None
         elif reason is StopReason.SHUTDOWN:
             kind, error, trace = OutcomeKind.INTERRUPTED, None, None
+        elif reason is StopReason.LAPSED and kind is not OutcomeKind.SUCCEEDED:
+            kind, error, trace = OutcomeKind.LAPSED, LAPSED_ERROR, None
         elif reason is StopReason.TIMED_OUT:
             kind = OutcomeKind.TIMED_OUT
             error = f"timed out after {execution.job.timeout:g}s" + (f" ({error})" if error else "")

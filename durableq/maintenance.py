@@ -1,8 +1,11 @@
-"""Background duties of a live daemon, each a `run_once(now)` that returns what it did.
+"""Background duties of a live daemon, each a `run_once` that returns what it did.
 
 - Heartbeat: renew this worker's leases and liveness; learn which jobs were canceled or lost.
-- Rescuer: jobs whose worker died (lease expired) go back to pending, or fail when out of attempts.
+- Rescuer: jobs whose worker died (lease and liveness expired) go back to pending, or fail.
 - Pruner: forget workers that stopped beating long ago.
+
+The heartbeat has a thread of its own: a rescue or a prune waiting for SQLite's write lock must
+never hold up a renewal.
 """
 
 from __future__ import annotations
@@ -18,45 +21,67 @@ from durableq.db.repository import HeartbeatReport, Repository, RescueReport
 from durableq.dispatcher import Dispatcher
 from durableq.errors import DatabaseError
 from durableq.executor import StopReason
+from durableq.leases import Stamp
 
 log = logging.getLogger("durableq.worker")
 
 CANCEL_POLL_INTERVAL = 0.5
+PRUNE_INTERVAL = 60.0
 
 
 class Heartbeat:
-    def __init__(self, repository: Repository, dispatcher: Dispatcher, settings: Settings) -> None:
+    def __init__(
+        self,
+        repository: Repository,
+        dispatcher: Dispatcher,
+        settings: Settings,
+        clock: Callable[[], datetime],
+    ) -> None:
         self.repository = repository
         self.dispatcher = dispatcher
         self.settings = settings
+        self.clock = clock
 
-    def run_once(self, now: datetime, renew: bool) -> HeartbeatReport:
-        tokens = self.dispatcher.running_tokens()
-        if renew:
-            report = self.repository.heartbeat(
-                self.dispatcher.worker_id, tokens, now, self.settings.lease
+    def due(self, now_mono: float) -> bool:
+        """A renewal is due a heartbeat interval after the last one (a busy worker's turns
+        renew too, so then the heartbeat only reads)."""
+        return now_mono - self.dispatcher.last_renewal >= self.settings.heartbeat_interval
+
+    def run_once(self, now_mono: float) -> HeartbeatReport:
+        dispatcher = self.dispatcher
+        tokens = dispatcher.running_tokens()
+        if self.due(now_mono):
+            stamp = Stamp(self.clock)
+            report = self.repository.renew(
+                dispatcher.worker_id,
+                tokens,
+                stamp,
+                self.settings.lease,
+                hurry_at=dispatcher.hurry_at(),
             )
+            dispatcher.renewed({i: tokens[i] for i in report.renewed}, stamp.mono)
         elif tokens:
-            report = self.repository.poll_cancel_requests(self.dispatcher.worker_id, tokens)
+            report = self.repository.poll_cancel_requests(dispatcher.worker_id, tokens)
         else:
             return HeartbeatReport()
         # Jobs that finished while the report was read are not lost, just done.
-        current = self.dispatcher.running_tokens()
+        current = dispatcher.running_tokens()
         lost = {job_id for job_id in report.lost if current.get(job_id) == tokens[job_id]}
         if lost:
             log.warning("lost the lease of job(s) %s; their outcomes will be dropped", sorted(lost))
-            self.dispatcher.stop_jobs(frozenset(lost), StopReason.LOST)
+            dispatcher.stop_jobs(frozenset(lost), StopReason.LOST)
         if report.cancel_requested:
-            self.dispatcher.stop_jobs(report.cancel_requested, StopReason.CANCELED)
+            dispatcher.stop_jobs(report.cancel_requested, StopReason.CANCELED)
         return report
 
 
 class Rescuer:
-    def __init__(self, repository: Repository) -> None:
+    def __init__(self, repository: Repository, settings: Settings) -> None:
         self.repository = repository
+        self.settings = settings
 
     def run_once(self, now: datetime) -> RescueReport:
-        report = self.repository.rescue_expired(now)
+        report = self.repository.rescue_expired(now, self.settings.rescue_grace)
         if report.total:
             log.warning(
                 "rescued jobs of dead workers: requeued %s, failed %s, canceled %s",
@@ -64,6 +89,8 @@ class Rescuer:
                 report.failed,
                 report.canceled,
             )
+        if report.spared:
+            log.info("left job(s) %s alone: leases ended, owners still beating", report.spared)
         return report
 
 
@@ -78,7 +105,8 @@ class Pruner:
 
 
 class Maintenance:
-    """Runs the duties on their schedules in one thread until stopped."""
+    """Runs the duties on their schedules until stopped: the heartbeat in a thread of its own,
+    the rescuer and the pruner in another."""
 
     def __init__(
         self,
@@ -87,39 +115,47 @@ class Maintenance:
         settings: Settings,
         clock: Callable[[], datetime],
     ) -> None:
-        self.heartbeat = Heartbeat(repository, dispatcher, settings)
-        self.rescuer = Rescuer(repository)
+        self.heartbeat = Heartbeat(repository, dispatcher, settings, clock)
+        self.rescuer = Rescuer(repository, settings)
         self.pruner = Pruner(repository, settings)
         self.settings = settings
         self.clock = clock
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="durableq-maintenance", daemon=True)
+        self._threads = [
+            threading.Thread(target=self._beat, name="durableq-heartbeat", daemon=True),
+            threading.Thread(target=self._upkeep, name="durableq-rescuer", daemon=True),
+        ]
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=10)
+        for thread in self._threads:
+            thread.join(timeout=10)
 
-    def _loop(self) -> None:
-        every = self.settings.heartbeat_interval
-        next_beat = next_rescue = next_prune = 0.0
+    def _beat(self) -> None:
+        wait = min(CANCEL_POLL_INTERVAL, self.settings.heartbeat_interval)
         while not self._stop.is_set():
-            now_mono = time.monotonic()
-            renew = now_mono >= next_beat
-            try:
-                self.heartbeat.run_once(self.clock(), renew)
-                if renew:
-                    next_beat = now_mono + every
-                if now_mono >= next_rescue:
-                    self.rescuer.run_once(self.clock())
-                    next_rescue = now_mono + every
-                if now_mono >= next_prune:
-                    self.pruner.run_once(self.clock())
-                    next_prune = now_mono + 60
-            except DatabaseError as error:
-                log.warning("maintenance: database unavailable, will retry: %s", error)
-            except Exception:  # a bug here must not silently stop heartbeats
-                log.exception("maintenance failed; retrying")
-            self._stop.wait(min(CANCEL_POLL_INTERVAL, every))
+            self._guarded("heartbeat", lambda: self.heartbeat.run_once(time.monotonic()))
+            self._stop.wait(wait)
+
+    def _upkeep(self) -> None:
+        every = self.settings.heartbeat_interval
+        next_prune = 0.0
+        while not self._stop.is_set():
+            self._guarded("rescuer", lambda: self.rescuer.run_once(self.clock()))
+            if time.monotonic() >= next_prune:
+                self._guarded("pruner", lambda: self.pruner.run_once(self.clock()))
+                next_prune = time.monotonic() + PRUNE_INTERVAL
+            self._stop.wait(every)
+
+    @staticmethod
+    def _guarded(name: str, duty: Callable[[], object]) -> None:
+        try:
+            duty()
+        except DatabaseError as error:
+            log.warning("%s: database unavailable, will retry: %s", name, error)
+        except Exception:  # a bug here must not silently stop heartbeats
+            log.exception("%s failed; retrying", name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from durableq.jobs import Action, ClaimedJob, JobStatus
@@ -17,6 +17,7 @@ class OutcomeKind(enum.StrEnum):
     TIMED_OUT = "timed out"
     CANCELED = "canceled"  # the job was canceled while it ran
     INTERRUPTED = "interrupted"  # the daemon is shutting down: give the job back
+    LAPSED = "lease lapsed"  # stopped because its lease could not be renewed in time
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,11 @@ def resolve(outcome: Outcome, now: datetime, backoff: Backoff, rng: random.Rando
             run_at=now,
             attempt_delta=-1,
         )
+    if outcome.kind is OutcomeKind.LAPSED:
+        # Like a rescue: the attempt counts, and the job is due again at once (no back-off:
+        # the job did not fail, its worker could not keep hold of it).
+        lapsed = failure(job, now, backoff, rng, outcome.error or "lease lapsed")
+        return replace(lapsed, run_at=now) if lapsed.run_at is not None else lapsed
     return failure(job, now, backoff, rng, outcome.error or "failed", outcome.traceback)
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import (
     select,
 )
 
-from durableq.db.engine import READ_ONLY, translate_errors
+from durableq.db.engine import HURRY_AT_OPTION, READ_ONLY, translate_errors
 from durableq.db.records import job_from_row
 from durableq.db.schema import (
     job_errors_table,
@@ -50,9 +50,20 @@ class RepositoryBase:
     # -- transactions -------------------------------------------------------------------
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        with translate_errors(self.engine), self.engine.begin() as connection:
-            yield connection
+    def _write(self, hurry_at: float | None = None) -> Iterator[Connection]:
+        """A write transaction; on SQLite it holds the write lock from its start.
+
+        `hurry_at` (a time.monotonic() value) is for lease renewals: from then on the wait for
+        SQLite's write lock stops being fair (see sqlite_sql.begin_immediate).
+        """
+        if hurry_at is None:
+            with translate_errors(self.engine), self.engine.begin() as connection:
+                yield connection
+            return
+        with translate_errors(self.engine), self.engine.connect() as connection:
+            connection = connection.execution_options(**{HURRY_AT_OPTION: hurry_at})
+            with connection.begin():
+                yield connection
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:

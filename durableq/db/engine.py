@@ -18,6 +18,7 @@ from durableq.errors import DatabaseError
 
 READ_ONLY = {"durableq_read_only": True}
 BUSY_TIMEOUT_OPTION = "durableq_busy_timeout"
+HURRY_AT_OPTION = "durableq_hurry_at"  # a lease renewal: from this monotonic time on, hurry
 
 
 def make_engine(settings: Settings) -> Engine:
@@ -59,10 +60,15 @@ def _sqlite_engine(settings: Settings) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Connection) -> None:
-        if connection.get_execution_options().get("durableq_read_only", False):
+        options = connection.get_execution_options()
+        if options.get("durableq_read_only", False):
             connection.exec_driver_sql("BEGIN")
             return
-        begin_immediate(connection.connection.driver_connection, settings.busy_timeout)
+        begin_immediate(
+            connection.connection.driver_connection,
+            settings.busy_timeout,
+            hurry_at=options.get(HURRY_AT_OPTION),
+        )
 
     return engine
 

@@ -13,7 +13,7 @@ import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,10 +21,13 @@ from typing import Any
 from sqlalchemy import Engine
 
 from durableq.db.engine import busy_timeout_of, translate_errors
+from durableq.db.records import Turn
 from durableq.db.sqlite_sql import (
+    BEAT,
     CLAIM,
     FINISH,
     INSERT_ERROR,
+    RENEW,
     TIMESTAMP_FORMAT,
     insert_jobs,
     optional_timestamp,
@@ -53,7 +56,7 @@ class SqliteHotPath:
             pooled.close()
 
     @contextmanager
-    def _worker_transaction(self) -> Iterator[sqlite3.Connection]:
+    def _worker_transaction(self, hurry_at: float | None = None) -> Iterator[sqlite3.Connection]:
         """The worker's turns run on a connection of their own, taken out of the pool once.
 
         That saves the pool's check-out and reset on every turn, and lets the connection keep
@@ -67,7 +70,9 @@ class SqliteHotPath:
                 connection.execute("PRAGMA busy_timeout = 0")
                 self._worker_connection = connection
             worker_connection = self._worker_connection
-            with _write_transaction(self.engine, worker_connection, self.busy_timeout, False):
+            with _write_transaction(
+                self.engine, worker_connection, self.busy_timeout, False, hurry_at
+            ):
                 yield worker_connection
 
     def close(self) -> None:
@@ -93,15 +98,25 @@ class SqliteHotPath:
         worker_id: str,
         queues: Sequence[str],
         limit: int,
-        now: datetime,
+        now: datetime | Callable[[], datetime],
         lease: float,
-    ) -> tuple[list[int], list[ClaimedJob]]:
-        """Write outcomes, then claim up to `limit` jobs: one transaction, one commit."""
-        stamp = timestamp(now)
-        with self._worker_transaction() as connection:
+        *,
+        renew: bool = False,
+        hurry_at: float | None = None,
+    ) -> Turn:
+        """Write outcomes, renew leases if asked, then claim up to `limit` jobs: one commit."""
+        renewed: dict[int, str] = {}
+        with self._worker_transaction(hurry_at) as connection:
+            now = now() if callable(now) else now  # a clock: read with the write lock held
+            stamp = timestamp(now)
             stale = self._finish(connection, finishes, stamp) if finishes else []
+            if renew:
+                expires = timestamp(now + timedelta(seconds=lease))
+                rows = connection.execute(RENEW, (expires, worker_id)).fetchall()
+                renewed = {job_id: token for job_id, token in rows}
+                connection.execute(BEAT, (stamp, worker_id))
             claimed = self._claim(connection, worker_id, queues, limit, now, stamp, lease)
-        return stale, claimed
+        return Turn(stale, claimed, renewed)
 
     def _claim(
         self,
@@ -170,9 +185,13 @@ class SqliteHotPath:
 
 @contextmanager
 def _write_transaction(
-    engine: Engine, connection: sqlite3.Connection, busy_timeout: float, toggle: bool
+    engine: Engine,
+    connection: sqlite3.Connection,
+    busy_timeout: float,
+    toggle: bool,
+    hurry_at: float | None = None,
 ) -> Iterator[None]:
-    with translate_errors(engine), write_transaction(connection, busy_timeout, toggle):
+    with translate_errors(engine), write_transaction(connection, busy_timeout, toggle, hurry_at):
         yield
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from durableq import payloads
 from durableq.jobs import (
+    ClaimedJob,
     Job,
     JobStatus,
 )
@@ -47,6 +48,8 @@ class HeartbeatReport:
 
     lost: frozenset[int] = frozenset()  # rescued or otherwise taken away: stop caring
     cancel_requested: frozenset[int] = frozenset()
+    renewed: frozenset[int] = frozenset()  # the jobs whose lease now ends at renewed_at + lease
+    renewed_at: datetime | None = None  # None: a read, nothing renewed
 
 
 @dataclass(frozen=True)
@@ -54,10 +57,20 @@ class RescueReport:
     requeued: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
     canceled: list[int] = field(default_factory=list)
+    spared: list[int] = field(default_factory=list)  # lease ended, but the owner still beats
 
     @property
     def total(self) -> int:
         return len(self.requeued) + len(self.failed) + len(self.canceled)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """A worker's turn: outcomes saved, jobs claimed, and (when asked) its leases renewed."""
+
+    stale: list[int]  # outcomes dropped: the job is no longer that execution's
+    claimed: list[ClaimedJob]
+    renewed: dict[int, str] = field(default_factory=dict)  # job id -> token, lease renewed
 
 
 @dataclass(frozen=True)

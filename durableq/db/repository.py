@@ -8,7 +8,7 @@ the job is no longer that execution's, and the caller drops its stale outcome.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 
 from durableq import payloads
-from durableq.db.base import PENDING, RUNNING, J, status_guard
+from durableq.db.base import PENDING, RUNNING, J, W, status_guard
 from durableq.db.changes import ChangeWatcher, watcher_for
 from durableq.db.fastpath import SqliteHotPath
 from durableq.db.reads import Reads
@@ -38,14 +38,16 @@ from durableq.db.records import (
     JobFilter,
     RescueReport,
     Stats,
+    Turn,
     WorkerInfo,
 )
 from durableq.db.schema import (
     PENDING_ONLY,
     UTCDateTime,
     jobs_table,
+    workers_table,
 )
-from durableq.db.upkeep import Upkeep
+from durableq.db.upkeep import Upkeep, renew_rows
 from durableq.errors import JobNotFound
 from durableq.jobs import (
     TRANSITIONS,
@@ -65,6 +67,7 @@ __all__ = [
     "Repository",
     "RescueReport",
     "Stats",
+    "Turn",
     "WorkerInfo",
 ]
 
@@ -170,13 +173,13 @@ class Repository(Reads, Upkeep):
         lease: float,
     ) -> list[ClaimedJob]:
         """Atomically take up to `limit` due jobs, best priority first."""
-        return self.finish_and_claim((), worker_id, queues, limit, now, lease)[1]
+        return self.finish_and_claim((), worker_id, queues, limit, now, lease).claimed
 
     def finish(self, finishes: Sequence[Finish], now: datetime) -> list[int]:
         """Write the outcomes of executions; returns the ids whose outcome was stale."""
         if not finishes:
             return []
-        return self.finish_and_claim(finishes, "", (), 0, now, 0.0)[0]
+        return self.finish_and_claim(finishes, "", (), 0, now, 0.0).stale
 
     def finish_and_claim(
         self,
@@ -184,22 +187,38 @@ class Repository(Reads, Upkeep):
         worker_id: str,
         queues: Sequence[str],
         limit: int,
-        now: datetime,
+        now: datetime | Callable[[], datetime],
         lease: float,
-    ) -> tuple[list[int], list[ClaimedJob]]:
+        *,
+        renew: bool = False,
+        hurry_at: float | None = None,
+    ) -> Turn:
         """A worker's turn in one transaction (one commit): save outcomes, then claim.
 
-        Returns the ids whose outcome was stale (the job is no longer that execution's) and
-        the newly claimed jobs.
+        With `renew`, the turn also renews the leases of the worker's running jobs and its
+        liveness, as a heartbeat would: free while the worker is busy. Returns the ids whose
+        outcome was stale (the job is no longer that execution's), the newly claimed jobs and
+        the renewed ones. `now` may be a clock: it is then read once the write lock is held,
+        so that the leases it grants are whole however long the lock took.
         """
         for item in finishes:
             assert item.status in TRANSITION_TARGETS[item.action], item
         if self._hot is not None:
-            return self._hot.finish_and_claim(finishes, worker_id, queues, limit, now, lease)
-        with self._write() as connection:
+            return self._hot.finish_and_claim(
+                finishes, worker_id, queues, limit, now, lease, renew=renew, hurry_at=hurry_at
+            )
+        renewed: dict[int, str] = {}
+        with self._write(hurry_at) as connection:
+            now = now() if callable(now) else now
             stale = self._finish_rows(connection, finishes, now)
+            if renew:
+                held = renew_rows(connection, worker_id, now, lease)
+                renewed = {job_id: token for job_id, (token, _) in held.items()}
+                connection.execute(
+                    update(workers_table).where(W.id == worker_id).values(heartbeat_at=now)
+                )
             claimed = self._claim_rows(connection, worker_id, queues, limit, now, lease)
-        return stale, claimed
+        return Turn(stale, claimed, renewed)
 
     def _claim_rows(
         self,

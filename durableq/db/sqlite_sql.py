@@ -21,6 +21,7 @@ from durableq.payloads import encode_payload
 
 LOCK_RETRY_FIRST = 0.0002
 LOCK_RETRY_LONGEST = 0.002
+LOCK_RETRY_HURRIED = 0.00005  # a lease renewal near its deadline: try again at once, every time
 
 # Exactly how SQLAlchemy's SQLite DATETIME stores a value: fixed width, so text order is time order.
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
@@ -64,6 +65,17 @@ SET status = CASE WHEN cancel_requested AND ?3 = 'pending' THEN 'canceled' ELSE 
 WHERE id = ?1 AND status = 'running' AND lease_token = ?2
 """
 
+# A turn that renews the worker's leases (as the heartbeat does, in db/upkeep.py). A lease
+# never moves earlier: two renewals may commit out of the order in which they read the time.
+RENEW = """
+UPDATE jobs
+SET lease_expires_at = CASE WHEN lease_expires_at > ?1 THEN lease_expires_at ELSE ?1 END
+WHERE worker_id = ?2 AND status = 'running'
+RETURNING id, lease_token
+"""
+
+BEAT = "UPDATE workers SET heartbeat_at = ?1 WHERE id = ?2"
+
 INSERT_ERROR = """
 INSERT INTO job_errors (job_id, attempt, error, traceback, failed_at) VALUES (?, ?, ?, ?, ?)
 """
@@ -78,7 +90,12 @@ def optional_timestamp(value: datetime | None) -> str | None:
     return None if value is None else timestamp(value)
 
 
-def begin_immediate(connection: Any, budget: float, toggle_busy_timeout: bool = True) -> None:
+def begin_immediate(
+    connection: Any,
+    budget: float,
+    toggle_busy_timeout: bool = True,
+    hurry_at: float | None = None,
+) -> None:
     """Take SQLite's write lock up front, waiting up to `budget` seconds for it.
 
     Up front, because a deferred transaction that upgrades its lock later can fail with
@@ -86,6 +103,10 @@ def begin_immediate(connection: Any, budget: float, toggle_busy_timeout: bool = 
     handler, because that handler sleeps 25-100 ms between tries once it has waited a little:
     against a producer that commits and re-locks within a millisecond it almost never wins,
     and a worker starved that way falls seconds behind. Short jittered sleeps compete fairly.
+
+    From `hurry_at` on (a time.monotonic() value), the wait stops being fair: a lease renewal
+    close to its deadline retries every few microseconds, so it takes the first gap between
+    other writers' transactions (theirs sleep up to LOCK_RETRY_LONGEST between tries).
     """
     deadline = time.monotonic() + budget
     pause = LOCK_RETRY_FIRST
@@ -100,8 +121,12 @@ def begin_immediate(connection: Any, budget: float, toggle_busy_timeout: bool = 
                 text = str(error).lower()
                 if "locked" not in text and "busy" not in text:
                     raise
-                if time.monotonic() + pause > deadline:
+                now = time.monotonic()
+                if now + pause > deadline:
                     raise
+            if hurry_at is not None and now >= hurry_at:
+                time.sleep(LOCK_RETRY_HURRIED)
+                continue
             time.sleep(pause * random.uniform(0.5, 1.5))
             pause = min(pause * 1.5, LOCK_RETRY_LONGEST)
     finally:
@@ -120,10 +145,13 @@ def configure(connection: sqlite3.Connection, synchronous: str, busy_timeout: fl
 
 @contextmanager
 def write_transaction(
-    connection: sqlite3.Connection, busy_timeout: float, toggle: bool
+    connection: sqlite3.Connection,
+    busy_timeout: float,
+    toggle: bool,
+    hurry_at: float | None = None,
 ) -> Iterator[None]:
     """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error (errors are the caller's to word)."""
-    begin_immediate(connection, busy_timeout, toggle_busy_timeout=toggle)
+    begin_immediate(connection, busy_timeout, toggle_busy_timeout=toggle, hurry_at=hurry_at)
     try:
         yield
         connection.execute("COMMIT")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     Connection,
+    case,
     delete,
     insert,
     literal,
@@ -24,6 +25,7 @@ from durableq.db.base import (
 )
 from durableq.db.records import HeartbeatReport, RescueReport, WorkerInfo
 from durableq.db.schema import (
+    UTCDateTime,
     jobs_table,
     workers_table,
 )
@@ -42,52 +44,68 @@ class Upkeep(RepositoryBase):
         self, worker_id: str, tokens: Mapping[int, str], now: datetime, lease: float
     ) -> HeartbeatReport:
         """Renew the leases of this worker's running jobs and the worker's own liveness."""
-        expires = now + timedelta(seconds=lease)
-        with self._write() as connection:
-            connection.execute(
-                update(jobs_table)
-                .where(J.worker_id == worker_id, J.status == literal(RUNNING))
-                .values(lease_expires_at=expires)
-            )
+        return self.renew(worker_id, tokens, lambda: now, lease)
+
+    def renew(
+        self,
+        worker_id: str,
+        tokens: Mapping[int, str],
+        clock: Callable[[], datetime],
+        lease: float,
+        hurry_at: float | None = None,
+    ) -> HeartbeatReport:
+        """`heartbeat`, reading the time only once the write lock is held.
+
+        So a renewal that waited for the lock still grants a whole lease from when it is
+        written. `hurry_at`: from then on, wait for the lock ahead of other writers.
+        """
+        with self._write(hurry_at) as connection:
+            now = clock()
+            held = renew_rows(connection, worker_id, now, lease)
             connection.execute(
                 update(workers_table).where(W.id == worker_id).values(heartbeat_at=now)
             )
-            return self._running_report(connection, worker_id, tokens)
+        return running_report(held, tokens, now)
 
     def poll_cancel_requests(self, worker_id: str, tokens: Mapping[int, str]) -> HeartbeatReport:
         """Which of this worker's jobs were canceled or taken away: a cheap read."""
         with self._read() as connection:
-            return self._running_report(connection, worker_id, tokens)
-
-    @staticmethod
-    def _running_report(
-        connection: Connection, worker_id: str, tokens: Mapping[int, str]
-    ) -> HeartbeatReport:
-        rows = connection.execute(
-            select(J.id, J.lease_token, J.cancel_requested).where(
-                J.worker_id == worker_id, J.status == literal(RUNNING)
-            )
-        ).all()
-        held = {row.id: row for row in rows}
-        lost = {job_id for job_id, token in tokens.items() if _token_of(held, job_id) != token}
-        canceled = {row.id for row in rows if row.cancel_requested and row.id in tokens}
-        return HeartbeatReport(lost=frozenset(lost), cancel_requested=frozenset(canceled - lost))
+            rows = connection.execute(
+                select(J.id, J.lease_token, J.cancel_requested).where(
+                    J.worker_id == worker_id, J.status == literal(RUNNING)
+                )
+            ).all()
+        held = {row.id: (row.lease_token, bool(row.cancel_requested)) for row in rows}
+        return running_report(held, tokens, None)
 
     # -- maintenance ----------------------------------------------------------------------
 
-    def rescue_expired(self, now: datetime) -> RescueReport:
-        """Jobs whose worker stopped renewing its lease: the attempt counts, as a failure."""
+    def rescue_expired(self, now: datetime, grace: float = 0.0) -> RescueReport:
+        """Jobs whose worker stopped renewing its lease: the attempt counts, as a failure.
+
+        Slow to judge: a job is taken only once its lease ended more than `grace` seconds ago
+        *and* its owner's own liveness (its workers row, renewed with every lease) is as stale,
+        so an owner that renews late keeps its job, and one that cannot renew has `grace` to
+        stop its handler (it does so at the lease's end by its own clock) before anyone reruns it.
+        """
+        cutoff = now - timedelta(seconds=grace)
         with self._write() as connection:
-            rows = connection.execute(
+            candidates = connection.execute(
                 select(J.id, J.attempts, J.max_attempts, J.cancel_requested, J.worker_id)
-                .where(status_guard(Action.RESCUE), J.lease_expires_at < now)
+                .where(status_guard(Action.RESCUE), J.lease_expires_at < cutoff)
                 .order_by(J.lease_expires_at)
                 .limit(RESCUE_BATCH)
                 .with_for_update(skip_locked=True)
             ).all()
-            if not rows:
+            if not candidates:
                 return RescueReport()
-            report = RescueReport()
+            alive = self._owners_alive(
+                connection, {row.worker_id for row in candidates}, now, grace
+            )
+            rows = [row for row in candidates if row.worker_id not in alive]
+            report = RescueReport(spared=[row.id for row in candidates if row.worker_id in alive])
+            if not rows:
+                return report
             targets = {
                 JobStatus.CANCELED: report.canceled,
                 JobStatus.FAILED: report.failed,
@@ -97,7 +115,7 @@ class Upkeep(RepositoryBase):
                 status = _rescue_target(row.cancel_requested, row.attempts, row.max_attempts)
                 targets[status].append(row.id)
             for status, ids in targets.items():
-                self._apply_rescue(connection, status, ids, now)
+                self._apply_rescue(connection, status, ids, now, cutoff)
             died = [
                 {
                     "job_id": row.id,
@@ -114,8 +132,26 @@ class Upkeep(RepositoryBase):
             return report
 
     @staticmethod
+    def _owners_alive(
+        connection: Connection, owners: set[str | None], now: datetime, grace: float
+    ) -> set[str]:
+        """The owners that renewed their liveness within their own lease plus `grace`."""
+        named = sorted(owner for owner in owners if owner is not None)
+        if not named:
+            return set()
+        rows = connection.execute(
+            select(W.id, W.heartbeat_at, W.lease).where(W.id.in_(named))
+        ).all()
+        return {
+            row.id
+            for row in rows
+            if row.lease is not None
+            and (now - row.heartbeat_at).total_seconds() <= row.lease + grace
+        }
+
+    @staticmethod
     def _apply_rescue(
-        connection: Connection, status: JobStatus, ids: list[int], now: datetime
+        connection: Connection, status: JobStatus, ids: list[int], now: datetime, cutoff: datetime
     ) -> None:
         if not ids:
             return
@@ -134,7 +170,7 @@ class Upkeep(RepositoryBase):
             values["last_error"] = "worker died: its lease expired"
         connection.execute(
             update(jobs_table)
-            .where(J.id.in_(ids), status_guard(Action.RESCUE), J.lease_expires_at < now)
+            .where(J.id.in_(ids), status_guard(Action.RESCUE), J.lease_expires_at < cutoff)
             .values(**values)
         )
 
@@ -221,6 +257,38 @@ def _rescue_target(cancel_requested: bool, attempts: int, max_attempts: int) -> 
     return JobStatus.PENDING
 
 
-def _token_of(held: Mapping[int, Any], job_id: int) -> str | None:
+def renew_rows(
+    connection: Connection, worker_id: str, now: datetime, lease: float
+) -> dict[int, tuple[str, bool]]:
+    """Extend the leases of the worker's running jobs; job id -> (token, cancel requested)."""
+    expires = literal(now + timedelta(seconds=lease), UTCDateTime())
+    # Never earlier than before: two renewals may commit out of the order they read the time.
+    rows = connection.execute(
+        update(jobs_table)
+        .where(J.worker_id == worker_id, J.status == literal(RUNNING))
+        .values(
+            lease_expires_at=case((J.lease_expires_at > expires, J.lease_expires_at), else_=expires)
+        )
+        .returning(J.id, J.lease_token, J.cancel_requested)
+    ).all()
+    return {row.id: (row.lease_token, bool(row.cancel_requested)) for row in rows}
+
+
+def running_report(
+    held: Mapping[int, tuple[str, bool]], tokens: Mapping[int, str], renewed_at: datetime | None
+) -> HeartbeatReport:
+    """What the worker learns from the rows it holds, given the executions it knows of."""
+    lost = {job_id for job_id, token in tokens.items() if _token_of(held, job_id) != token}
+    renewed = frozenset(tokens.keys() - lost) if renewed_at is not None else frozenset()
+    canceled = {job_id for job_id, (_, cancel) in held.items() if cancel and job_id in tokens}
+    return HeartbeatReport(
+        lost=frozenset(lost),
+        cancel_requested=frozenset(canceled - lost),
+        renewed=renewed,
+        renewed_at=renewed_at,
+    )
+
+
+def _token_of(held: Mapping[int, tuple[str, bool]], job_id: int) -> str | None:
     row = held.get(job_id)
-    return None if row is None else row.lease_token
+    return None if row is None else row[0]

@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 
 from durableq.client import Client
+from durableq.db.records import WorkerInfo
 from durableq.db.schema import jobs_table
 from durableq.jobs import Action, ClaimedJob, JobStatus, NewJob
 from durableq.outcomes import Finish
@@ -174,3 +175,43 @@ def test_lease_expiry_is_now_plus_the_lease(any_client: Client) -> None:
     any_client.repository.enqueue(NewJob("noop", {}), at(0))
     job = any_client.repository.claim("w", (), 1, at(7), lease=2.5)[0]
     assert any_client.repository.get(job.id).lease_expires_at == at(7) + timedelta(seconds=2.5)
+
+
+def test_rescue_waits_out_the_grace_after_the_lease(any_client: Client) -> None:
+    job_id = insert_job(any_client.engine, JobStatus.RUNNING, lease_expires_at=at(30))
+    assert any_client.repository.rescue_expired(at(31), grace=2).total == 0
+    assert any_client.repository.rescue_expired(at(33), grace=2).requeued == [job_id]
+
+
+def test_rescue_spares_a_job_whose_owner_still_beats(any_client: Client) -> None:
+    repository = any_client.repository
+    repository.register_worker(
+        WorkerInfo("w-late", "host", 1, (), 1, at(0), heartbeat_at=at(25), lease=10.0)
+    )
+    job_id = insert_job(
+        any_client.engine, JobStatus.RUNNING, worker_id="w-late", lease_expires_at=at(30)
+    )
+    report = repository.rescue_expired(at(34), grace=2)  # owner beat 9 s ago: within 10 + 2
+    assert (report.total, report.spared) == (0, [job_id])
+    assert repository.rescue_expired(at(38), grace=2).requeued == [job_id]  # 13 s: dead
+
+
+def test_a_renewal_reads_the_clock_and_never_shortens_a_lease(any_client: Client) -> None:
+    repository = any_client.repository
+    repository.enqueue(NewJob("noop", {}), at(0))
+    job = claim_one(any_client, "w", now=50)  # lease until 50 + LEASE
+    report = repository.renew("w", {job.id: job.lease_token}, lambda: at(10), LEASE)
+    assert report.renewed == {job.id} and report.renewed_at == at(10)
+    assert repository.get(job.id).lease_expires_at == at(50 + LEASE)
+    repository.renew("w", {job.id: job.lease_token}, lambda: at(60), LEASE)
+    assert repository.get(job.id).lease_expires_at == at(60 + LEASE)
+
+
+def test_a_turn_can_renew_the_workers_leases(any_client: Client) -> None:
+    repository = any_client.repository
+    repository.enqueue_many([NewJob("noop", {}) for _ in range(2)], at(0))
+    mine = claim_one(any_client, "w", now=0)
+    turn = repository.finish_and_claim((), "w", (), 1, lambda: at(20), LEASE, renew=True)
+    assert turn.renewed == {mine.id: mine.lease_token}
+    assert [job.id for job in turn.claimed] != [mine.id]
+    assert repository.get(mine.id).lease_expires_at == at(20 + LEASE)

@@ -353,3 +353,15 @@ class Figures:
 
 def _fmt(value: Any) -> str:
     return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def reruns_without_a_kill(by_job: dict[int, list[Execution]], kill_time: KillTime) -> list[str]:
+    """Executions followed by another of the same job although their daemon was not killed
+    before that next one started: a live owner lost the job (its lease was taken)."""
+    found = []
+    for job, runs in by_job.items():
+        for earlier, later in itertools.pairwise(runs):
+            killed = kill_time(earlier.pid, earlier.start)
+            if killed is None or killed > later.start:
+                found.append(f"job {job}: {earlier} was followed by {later} with no kill")
+    return found

@@ -1,25 +1,44 @@
-"""A producer the battery kills with SIGKILL: `python -m tests.reliability.producer DB TAG MODE`.
+"""A producer the battery runs (and kills with SIGKILL):
+`python -m tests.reliability.producer DB TAG MODE [COUNT [SECONDS [PAUSE]]]`.
 
-It enqueues forever and prints `ID TAG SEQ` only after enqueue returned, flushing each line, so
-every complete line on its stdout is an acknowledged job. MODE is `single` (one enqueue per job)
-or `batch` (enqueue_many of a few jobs, then one line per id).
+It enqueues (forever, or COUNT jobs) and prints `ID TAG SEQ` only after enqueue returned,
+flushing each line, so every complete line on its stdout is an acknowledged job. MODE is `single`
+(one enqueue per job) or `batch` (enqueue_many of a few jobs, then one line per id). With
+SECONDS, each `record` job sleeps a share of it (0 to SECONDS, by its sequence number); with
+PAUSE, the producer sleeps that long between enqueues. An empty COUNT means forever.
 """
 
 from __future__ import annotations
 
+import itertools
 import sys
+import time
+from typing import Any
 
 from durableq.client import Client
 
 BATCH = 7
+SHARES = 5  # job n sleeps (n % SHARES) / (SHARES - 1) of SECONDS
 
 
-def main(db: str, tag: str, mode: str) -> None:
+def payload(tag: str, seq: int, seconds: float | None) -> dict[str, Any]:
+    made: dict[str, Any] = {"tag": tag, "seq": seq}
+    if seconds is not None:
+        made["seconds"] = round(seconds * (seq % SHARES) / (SHARES - 1), 3)
+    return made
+
+
+def main(db: str, tag: str, mode: str, count: str = "", seconds: str = "", pause: str = "") -> None:
+    limit = int(count) if count else None
+    sleep = float(seconds) if seconds else None
     with Client.open(db) as client:
-        seq = 0
-        while True:
+        for seq in itertools.count(step=BATCH if mode == "batch" else 1):
+            if limit is not None and seq >= limit:
+                return
             size = BATCH if mode == "batch" else 1
-            payloads = [{"tag": tag, "seq": seq + i} for i in range(size)]
+            if limit is not None:
+                size = min(size, limit - seq)
+            payloads = [payload(tag, seq + i, sleep) for i in range(size)]
             if mode == "batch":
                 ids = client.enqueue_many({"type": "record", "payload": p} for p in payloads)
             else:
@@ -29,8 +48,9 @@ def main(db: str, tag: str, mode: str) -> None:
             )
             sys.stdout.write(lines)
             sys.stdout.flush()
-            seq += size
+            if pause:
+                time.sleep(float(pause))
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:7])

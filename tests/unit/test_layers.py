@@ -25,7 +25,14 @@ LAYERS = {
         "durableq.builder",
     ],
     "persistence": ["durableq.db", "durableq._migrations"],
-    "services": ["durableq.client", "durableq.executor", "durableq.doorbell", "durableq.logs"],
+    "services": [
+        "durableq.client",
+        "durableq.executor",
+        "durableq.leases",
+        "durableq.job_log",
+        "durableq.doorbell",
+        "durableq.logs",
+    ],
     "runtime": ["durableq.dispatcher", "durableq.maintenance", "durableq.daemon"],
     "interfaces": ["durableq.cli", "durableq.benchmark", "durableq.__main__", "durableq"],
 }
