@@ -92,6 +92,11 @@ class Executor:
 
     def run(self, execution: Execution) -> Outcome:
         job = execution.job
+        if execution.cancelled.lapsed():
+            # Claimed, but the lease ran out before a slot could start it (a starved process):
+            # never start a handler on a lapsed lease; give the job back, attempt not counted.
+            log.warning("job %s: lease lapsed before its handler started; giving it back", job.id)
+            return Outcome(job=job, kind=OutcomeKind.INTERRUPTED, duration=0.0)
         handler = self.registry.get(job.type)
         if handler is None:
             return self._outcome(

@@ -45,7 +45,7 @@ def test_a_renewal_blocked_by_the_write_lock_stops_the_handler_first(
         wait_registered(db_path, 2)
         with Client.open(str(db_path)) as client:
             job = client.enqueue("record", {"seconds": 4})
-        started, pid = _started_anywhere(daemons.record, job)
+        started, pid = _started(daemons.record, job)
         held_from = time.time()
         _hold_write_lock(db_path, 2.5)
         wait_all(db_path, "completed", 1, timeout=60)
@@ -96,20 +96,12 @@ def test_a_thawed_owner_stops_at_its_first_look_at_ctx_cancelled(
     assert codes == {first.pid: 0, second.pid: 0}
 
 
-def _started(record: Path, job: int, pid: int) -> float:
-    def start() -> float | None:
-        for line in read_records(record):
-            if line["job"] == job and line["pid"] == pid and line["event"] == "start":
-                return float(line["t"])
-        return None
+def _started(record: Path, job: int, pid: int | None = None) -> tuple[float, int]:
+    """When (and in which daemon) job `job` started, in daemon `pid` if given."""
 
-    return float(wait_until(start, timeout=60, interval=0.01, what=f"job {job} to start"))
-
-
-def _started_anywhere(record: Path, job: int) -> tuple[float, int]:
     def start() -> tuple[float, int] | None:
         for line in read_records(record):
-            if line["job"] == job and line["event"] == "start":
+            if line["job"] == job and line["event"] == "start" and pid in (None, line["pid"]):
                 return float(line["t"]), int(line["pid"])
         return None
 

@@ -28,7 +28,6 @@ from tests.reliability.battery import (
     TEST_TIMEOUT,
     Figures,
     Fleet,
-    count,
     errors_by_job,
     executions,
     fleet,
@@ -40,10 +39,10 @@ from tests.reliability.battery import (
     reruns_without_a_kill,
     seeded_rng,
     sized,
-    statuses,
+    wait_all,
     wait_registered,
 )
-from tests.support.processes import REPO, environment, run_cli, wait_until
+from tests.support.processes import REPO, environment, run_cli
 
 pytestmark = pytest.mark.timeout(TEST_TIMEOUT)
 
@@ -79,7 +78,7 @@ def test_overloaded_daemons_never_run_a_job_twice_at_once(
             report["load_avg"] = os.getloadavg()[0]
         acknowledged = _acknowledged(outputs)
         total = len(jobs_by_id(db_path))
-        _wait_completed(db_path, total, daemons)
+        wait_all(db_path, "completed", total, timeout=180, fleet=daemons)
         report["wall_s"] = time.monotonic() - began
         codes = daemons.stop_all()
     report["acknowledged"], report["jobs"] = len(acknowledged), total
@@ -141,7 +140,9 @@ def _kill_at_random(daemons: Fleet, rng: random.Random, kills: int, seconds: flo
     """`kills` SIGKILLs of random daemons at random moments of the load phase."""
     start = time.monotonic()
     moments = sorted(rng.uniform(0.5, seconds) for _ in range(kills))
-    while time.monotonic() - start < seconds:
+    while time.monotonic() - start < seconds or (
+        moments and time.monotonic() - start < seconds + 30
+    ):
         daemons.assert_none_died()
         if moments and time.monotonic() - start >= moments[0] and kill_one(daemons, rng):
             moments.pop(0)
@@ -157,17 +158,6 @@ def _acknowledged(outputs: list[Path]) -> list[int]:
             if line.endswith("\n") and len(line.split()) == 3:
                 ids.append(int(line.split()[0]))
     return ids
-
-
-def _wait_completed(db: Path, total: int, daemons: Fleet) -> None:
-    def done() -> bool:
-        daemons.assert_none_died()
-        return count(db, "completed") >= total
-
-    try:
-        wait_until(done, timeout=180, interval=0.2, what=f"{total} completed jobs")
-    except AssertionError as error:
-        raise AssertionError(f"{error}; jobs by status: {statuses(db)}") from None
 
 
 def _check(
@@ -201,5 +191,8 @@ def _check(
         unexplained[:10]
     )
     assert all(code == 0 for code in codes.values()), f"SIGTERM exit codes: {codes}"
-    assert not (bad := problem_lines(logs)), "\n".join(bad[:20])
+    # The lock hog may keep a writer out past the busy timeout now and then: that writer warns
+    # and retries, which is the behaviour under test, not a fault.
+    bad = [line for line in problem_lines(logs) if "stayed locked" not in line]
+    assert not bad, "\n".join(bad[:20])
     assert integrity(db) == "ok"

@@ -69,3 +69,17 @@ def test_a_cancel_outranks_a_lapse() -> None:
     execution.cancelled.is_set()
     execution.stop(StopReason.CANCELED)
     assert execution.reason is StopReason.CANCELED
+
+
+def test_a_handler_is_never_started_on_a_lapsed_lease() -> None:
+    from durableq.executor import Executor
+    from durableq.handlers import Registry
+    from durableq.outcomes import OutcomeKind
+
+    ran: list[int] = []
+    registry = Registry()
+    registry.register("noop", lambda ctx, payload: ran.append(1))
+    execution = _execution()
+    execution.lease_until(time.monotonic() - 0.001)
+    outcome = Executor(registry).run(execution)
+    assert outcome.kind is OutcomeKind.INTERRUPTED and ran == []
