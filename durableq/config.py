@@ -42,6 +42,10 @@ class Settings:
     default_max_attempts: int = 10
     backoff: Backoff = field(default_factory=Backoff)
     worker_stale_after: float = 120.0
+    # How long finished jobs are kept before the pruner deletes them (0: forever).
+    retain_completed: float = 24 * 3600.0
+    retain_failed: float = 7 * 24 * 3600.0
+    retain_canceled: float = 7 * 24 * 3600.0
 
     def __post_init__(self) -> None:
         if self.synchronous not in SYNCHRONOUS_LEVELS:
@@ -94,6 +98,9 @@ class Settings:
             ("busy_timeout", "DURABLEQ_BUSY_TIMEOUT"),
             ("lease", "DURABLEQ_LEASE"),
             ("poll_interval", "DURABLEQ_POLL_INTERVAL"),
+            ("retain_completed", "DURABLEQ_RETAIN_COMPLETED"),
+            ("retain_failed", "DURABLEQ_RETAIN_FAILED"),
+            ("retain_canceled", "DURABLEQ_RETAIN_CANCELED"),
         ):
             if env.get(name):
                 values[key] = parse_duration(env[name])

@@ -2,7 +2,8 @@
 
 - Heartbeat: renew this worker's leases and liveness; learn which jobs were canceled or lost.
 - Rescuer: jobs whose worker died (lease and liveness expired) go back to pending, or fail.
-- Pruner: forget workers that stopped beating long ago.
+- Pruner: delete finished jobs past their retention (completed, failed, canceled).
+- Reaper: forget workers that stopped beating long ago.
 
 The heartbeat has a thread of its own: a rescue or a prune waiting for SQLite's write lock must
 never hold up a renewal.
@@ -14,19 +15,21 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from durableq.config import Settings
 from durableq.db.repository import HeartbeatReport, Repository, RescueReport
 from durableq.dispatcher import Dispatcher
 from durableq.errors import DatabaseError
 from durableq.executor import StopReason
+from durableq.jobs import JobStatus
 from durableq.leases import Stamp
 
 log = logging.getLogger("durableq.worker")
 
 CANCEL_POLL_INTERVAL = 0.5
 PRUNE_INTERVAL = 60.0
+PRUNE_BATCH = 500  # rows per transaction: a few milliseconds of the write lock at a time
 
 
 class Heartbeat:
@@ -95,6 +98,36 @@ class Rescuer:
 
 
 class Pruner:
+    """Finished jobs older than their status's retention go, with their error history, in
+    small transactions so that no producer or worker waits long for the write lock."""
+
+    def __init__(self, repository: Repository, settings: Settings) -> None:
+        self.repository = repository
+        self.settings = settings
+
+    def retention(self) -> dict[JobStatus, float]:
+        settings = self.settings
+        kept = {
+            JobStatus.COMPLETED: settings.retain_completed,
+            JobStatus.FAILED: settings.retain_failed,
+            JobStatus.CANCELED: settings.retain_canceled,
+        }
+        return {status: seconds for status, seconds in kept.items() if seconds > 0}
+
+    def run_once(self, now: datetime) -> dict[JobStatus, int]:
+        pruned = {
+            status: self.repository.purge(now - timedelta(seconds=s), [status], PRUNE_BATCH)
+            for status, s in self.retention().items()
+        }
+        if any(pruned.values()):
+            counts = ", ".join(f"{n} {status.value}" for status, n in pruned.items() if n)
+            log.info("pruned finished jobs past their retention: %s", counts)
+        return pruned
+
+
+class Reaper:
+    """Forgets workers that stopped beating long ago (their rows, not their jobs)."""
+
     def __init__(self, repository: Repository, settings: Settings) -> None:
         self.repository = repository
         self.settings = settings
@@ -106,7 +139,7 @@ class Pruner:
 
 class Maintenance:
     """Runs the duties on their schedules until stopped: the heartbeat in a thread of its own,
-    the rescuer and the pruner in another."""
+    the rescuer, the pruner and the reaper in another."""
 
     def __init__(
         self,
@@ -118,6 +151,7 @@ class Maintenance:
         self.heartbeat = Heartbeat(repository, dispatcher, settings, clock)
         self.rescuer = Rescuer(repository, settings)
         self.pruner = Pruner(repository, settings)
+        self.reaper = Reaper(repository, settings)
         self.settings = settings
         self.clock = clock
         self._stop = threading.Event()
@@ -148,6 +182,7 @@ class Maintenance:
             self._guarded("rescuer", lambda: self.rescuer.run_once(self.clock()))
             if time.monotonic() >= next_prune:
                 self._guarded("pruner", lambda: self.pruner.run_once(self.clock()))
+                self._guarded("reaper", lambda: self.reaper.run_once(self.clock()))
                 next_prune = time.monotonic() + PRUNE_INTERVAL
             self._stop.wait(every)
 

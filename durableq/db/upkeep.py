@@ -174,23 +174,25 @@ class Upkeep(RepositoryBase):
             .values(**values)
         )
 
-    def purge(self, cutoff: datetime, statuses: Sequence[JobStatus]) -> int:
-        """Delete finished jobs that finished before `cutoff`, in short transactions."""
+    def purge(
+        self, cutoff: datetime, statuses: Sequence[JobStatus], batch: int = PURGE_BATCH
+    ) -> int:
+        """Delete finished jobs that finished before `cutoff`, `batch` per short transaction."""
         for status in statuses:
             check_transition(Action.PURGE, status)
         wanted = sorted(status.value for status in statuses)
         total = 0
         while True:
             with self._write() as connection:
-                batch = (
+                due = (
                     select(J.id)
                     .where(J.status.in_(wanted), J.finished_at < cutoff)
-                    .limit(PURGE_BATCH)
+                    .limit(batch)
                     .scalar_subquery()
                 )
-                deleted = connection.execute(delete(jobs_table).where(J.id.in_(batch))).rowcount
+                deleted = connection.execute(delete(jobs_table).where(J.id.in_(due))).rowcount
             total += deleted
-            if deleted < PURGE_BATCH:
+            if deleted < batch:
                 return total
 
     # -- the workers table ----------------------------------------------------------------

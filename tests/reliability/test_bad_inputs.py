@@ -36,7 +36,7 @@ from durableq.errors import (
     InvalidTransition,
     JobNotFound,
 )
-from tests.support.processes import run_cli
+from tests.support.processes import environment, run_cli
 from tests.support.seeded import (
     COMPLETED,
     PENDING,
@@ -185,6 +185,7 @@ class CliCase:
     db: str = "seeded"
     stdin: str | None = None
     files: Mapping[str, bytes] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)  # set for the command only
 
     def run(self, directory: Path, template: Path) -> None:
         for name, content in self.files.items():
@@ -194,7 +195,8 @@ class CliCase:
             path = database.make(directory, template)
             before = database.fingerprint(path)
             args = [arg.replace("{dir}", str(directory)) for arg in self.args]
-            done = run_cli(args, path, input=self.stdin, cwd=directory)
+            env = environment(**self.env) if self.env else None
+            done = run_cli(args, path, input=self.stdin, cwd=directory, env=env)
             assert_one_error_line(done, self.code, self.says)
             assert database.fingerprint(path) == before, f"{self.db} database changed"
 
@@ -369,6 +371,13 @@ CASES: list[Case] = [
     ),
     # durations and dates
     CliCase("duration 3x", ("enqueue", "echo", "--delay", "3x"), 2, "invalid duration '3x'"),
+    CliCase(
+        "retention not a duration",
+        ("worker", "start", "--burst"),
+        2,
+        "invalid duration 'forever'",
+        env={"DURABLEQ_RETAIN_COMPLETED": "forever"},
+    ),
     CliCase("duration -5s", ("enqueue", "echo", "--delay", "-5s"), 2, "invalid duration '-5s'"),
     CliCase("empty duration", ("enqueue", "echo", "--timeout", ""), 2, "invalid duration ''"),
     CliCase("duration 1h-5m", ("purge", "--older-than", "1h-5m"), 2, "invalid duration"),
