@@ -20,9 +20,11 @@ from durableq.config import Settings, database_url
 from durableq.db import migrate
 from durableq.db.changes import wait_for_change
 from durableq.db.engine import enable_wal, make_engine, sqlite_path
+from durableq.db.queue_ops import UNSET
 from durableq.db.repository import JobFilter, Repository, Stats, WorkerInfo
 from durableq.errors import DatabaseError, InvalidInput
 from durableq.jobs import TERMINAL_STATUSES, Job, JobError, JobStatus, NewJob
+from durableq.queues import QueueInfo, Rate, parse_queue_name, parse_rate
 
 # The builder's names too: `from durableq.client import ...` is the library's one import.
 __all__ = ["Client", "Clock", "JobBuilder", "parse_job_id", "parse_status", "utc_now"]
@@ -135,6 +137,45 @@ class Client(JobBuilder):
 
     def workers(self) -> list[WorkerInfo]:
         return self.repository.list_workers(self.clock(), self.settings.lease)
+
+    # -- queues ---------------------------------------------------------------------------
+
+    def queues(self) -> list[QueueInfo]:
+        """Every queue with a row or a job: controls, pending and running counts, oldest wait."""
+        return self.repository.queues(self.clock())
+
+    def queue(self, name: str) -> QueueInfo:
+        return self.repository.queue(parse_queue_name(name), self.clock())
+
+    def pause_queue(self, name: str) -> QueueInfo:
+        """No job of the queue starts until it is resumed (running ones go on). Persistent."""
+        return self.repository.pause_queue(parse_queue_name(name), self.clock())
+
+    def resume_queue(self, name: str) -> QueueInfo:
+        return self.repository.resume_queue(parse_queue_name(name), self.clock())
+
+    def set_queue(
+        self,
+        name: str,
+        *,
+        concurrency: int | None = UNSET,
+        max_pending: int | None = UNSET,
+        rate: Rate | str | None = UNSET,
+    ) -> QueueInfo:
+        """Change a queue's limits; None removes one, an argument left out keeps it.
+
+        `concurrency`: running jobs of the queue across all daemons. `max_pending`: enqueues
+        beyond it raise QueueFull. `rate`: a Rate or "N/DURATION[:BURST]" (starts per period).
+        """
+        if isinstance(rate, str):
+            rate = parse_rate(rate)
+        return self.repository.set_queue(
+            parse_queue_name(name),
+            self.clock(),
+            concurrency=concurrency,
+            max_pending=max_pending,
+            rate=rate,
+        )
 
     def purge(self, older_than: float, statuses: Sequence[JobStatus | str] = ()) -> int:
         wanted = [parse_status(status) for status in statuses] or sorted(TERMINAL_STATUSES)

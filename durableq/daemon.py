@@ -51,7 +51,7 @@ class Worker:
                 id=self.id,
                 host=socket.gethostname(),
                 pid=os.getpid(),
-                queues=self.options.queues,
+                queues=self.options.described_queues(),
                 concurrency=self.options.concurrency,
                 started_at=now,
                 heartbeat_at=now,
@@ -62,7 +62,7 @@ class Worker:
             "worker %s started: concurrency %d, queues %s%s",
             self.id,
             self.options.concurrency,
-            ",".join(self.options.queues) or "all",
+            ",".join(self.options.described_queues()) or "all",
             ", burst" if self.options.burst else "",
         )
         warning = self.client.settings.lease_warning()

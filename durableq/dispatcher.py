@@ -45,6 +45,13 @@ class WorkerOptions:
     queues: tuple[str, ...] = ()
     shutdown_timeout: float = 30.0
     burst: bool = False
+    # `--queue mail=4`: at most that many of the queue's jobs at once in this daemon.
+    queue_limits: tuple[tuple[str, int], ...] = ()
+
+    def described_queues(self) -> tuple[str, ...]:
+        """The queues as `--queue` took them: `mail=4` where this daemon limits one."""
+        limits = dict(self.queue_limits)
+        return tuple(f"{q}={limits[q]}" if q in limits else q for q in self.queues)
 
 
 class Dispatcher:
@@ -150,12 +157,16 @@ class Dispatcher:
                 now = time.monotonic()
                 wanted = backlog or changed or now >= next_poll or self.options.burst
                 if free > 0 and wanted and self._ready():
-                    claimed = self._turn(free)
+                    claimed, held, wake_in = self._turn(free)
                     next_poll = now + self.settings.poll_interval
+                    if wake_in is not None:  # a rate limit frees a start before the poll
+                        next_poll = min(next_poll, now + wake_in + RETRY_MARGIN)
                     while self._retries and self._retries[0] <= now:
                         heapq.heappop(self._retries)
-                    backlog, changed = claimed == free, False
-                    if self.options.burst and claimed == 0 and self._idle():
+                    # Held back by a concurrency limit: a job finishing may let more start.
+                    backlog, changed = claimed == free or held, False
+                    waiting = wake_in is not None  # due jobs a rate limit holds back
+                    if self.options.burst and claimed == 0 and self._idle() and not waiting:
                         break
                 else:
                     self._save()
@@ -198,7 +209,15 @@ class Dispatcher:
                 return True
         return False
 
-    def _turn(self, free: int) -> int:
+    def _caps(self) -> dict[str, int]:
+        """What this daemon may still start of each queue it limits (`--queue NAME=N`)."""
+        if not self.options.queue_limits:
+            return {}
+        with self._running_lock:
+            running = collections.Counter(ex.job.queue for ex in self._running.values())
+        return {name: limit - running[name] for name, limit in self.options.queue_limits}
+
+    def _turn(self, free: int) -> tuple[int, bool, float | None]:
         """Save finished jobs and claim up to `free` more, in one transaction.
 
         While jobs run, every other turn or so also renews their leases (and this worker's
@@ -219,17 +238,18 @@ class Dispatcher:
                 self.settings.lease,
                 renew=renew,
                 hurry_at=self.hurry_at() if renew else None,
+                caps=self._caps(),
             )
         )
         if turn is None:
-            return 0  # outcomes stay in _unsaved for the next turn
+            return 0, False, None  # outcomes stay in _unsaved for the next turn
         if renew:
             self.renewed(turn.renewed, stamp.mono)
         self._unsaved = []
         self._saved(batch, turn.stale)
         for job in turn.claimed:
             self._start(job, stamp.mono)
-        return len(turn.claimed)
+        return len(turn.claimed), turn.held, turn.wake_in
 
     def _start(self, job: ClaimedJob, claimed_at: float) -> None:
         execution = Execution(job)

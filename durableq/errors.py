@@ -55,3 +55,16 @@ class SchemaTooNew(DatabaseError):
 
 class SchemaOutdated(DatabaseError):
     pass
+
+
+class QueueFull(DurableqError):
+    """Backpressure: the queue holds `max_pending` pending jobs already. Nothing was written."""
+
+    def __init__(self, queue: str, pending: int, max_pending: int, adding: int = 1) -> None:
+        extra = f", and the batch adds {adding}" if adding > 1 else ""
+        super().__init__(
+            f'queue "{queue}" is full: {pending} pending, max {max_pending}{extra}; retry later'
+        )
+        self.queue = queue
+        self.pending = pending
+        self.max_pending = max_pending

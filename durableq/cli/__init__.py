@@ -27,6 +27,8 @@ COMMANDS = {
     "wait": "durableq.cli.jobs:wait",
     "stats": "durableq.cli.jobs:stats",
     "purge": "durableq.cli.jobs:purge",
+    "queues": "durableq.cli.queues:queues",
+    "queue": "durableq.cli.queues:queue",
     "worker": "durableq.cli.worker:worker",
     "workers": "durableq.cli.worker:workers",
     "db": "durableq.cli.db:db",

@@ -15,6 +15,7 @@ from durableq.builder import parse_job_id, parse_status
 from durableq.durations import parse_duration, parse_instant
 from durableq.errors import InvalidInput
 from durableq.jobs import JobStatus
+from durableq.queues import parse_queue_name, parse_worker_queue
 
 T = TypeVar("T")
 
@@ -50,3 +51,7 @@ def _parse_finished_status(text: str) -> JobStatus:
 
 
 finished_status = _converter(_parse_finished_status)
+
+
+worker_queue = _converter(parse_worker_queue)
+queue_name = _converter(parse_queue_name)

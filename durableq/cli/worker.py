@@ -36,7 +36,12 @@ def worker() -> None:
     help="Jobs run at once (threads).",
 )
 @click.option(
-    "--queue", "queues", multiple=True, help="Only this queue (repeatable) [default: all]."
+    "--queue",
+    "queues",
+    multiple=True,
+    metavar="NAME[=N]",
+    callback=params.worker_queue,
+    help="Only this queue (repeatable) [default: all]; NAME=N runs at most N of its jobs at once.",
 )
 @click.option(
     "--shutdown-timeout",
@@ -73,7 +78,7 @@ def start(
     ctx: click.Context,
     apps: tuple[str, ...],
     concurrency: int,
-    queues: tuple[str, ...],
+    queues: tuple[tuple[str, int | None], ...],
     shutdown_timeout: float,
     burst: bool,
     log_level: str,
@@ -100,9 +105,10 @@ def start(
     ctx.call_on_close(client.close)
     options = WorkerOptions(
         concurrency=concurrency,
-        queues=tuple(queues),
+        queues=tuple(dict.fromkeys(name for name, _ in queues)),
         shutdown_timeout=shutdown_timeout,
         burst=burst,
+        queue_limits=tuple((name, n) for name, n in queues if n is not None),
     )
     daemon = Worker(client, registry, options)
     daemon.install_signal_handlers()

@@ -13,7 +13,7 @@ import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 
 from durableq.db.engine import busy_timeout_of, translate_errors
 from durableq.db.records import Turn
+from durableq.db.sqlite_queues import read_controls, running_counts, set_tat
 from durableq.db.sqlite_sql import (
     BEAT,
     CLAIM,
@@ -36,6 +37,7 @@ from durableq.db.sqlite_sql import (
 )
 from durableq.jobs import ClaimedJob, NewJob
 from durableq.outcomes import Finish
+from durableq.queues import plan_claim
 
 
 class SqliteHotPath:
@@ -103,6 +105,7 @@ class SqliteHotPath:
         *,
         renew: bool = False,
         hurry_at: float | None = None,
+        caps: Mapping[str, int] | None = None,
     ) -> Turn:
         """Write outcomes, renew leases if asked, then claim up to `limit` jobs: one commit."""
         renewed: dict[int, str] = {}
@@ -115,43 +118,57 @@ class SqliteHotPath:
                 rows = connection.execute(RENEW, (expires, worker_id)).fetchall()
                 renewed = {job_id: token for job_id, token in rows}
                 connection.execute(BEAT, (stamp, worker_id))
-            claimed = self._claim(connection, worker_id, queues, limit, now, stamp, lease)
-        return Turn(stale, claimed, renewed)
+            claimed, wake_in, held = self._claim(
+                connection, worker_id, queues, caps or {}, limit, now, stamp, lease
+            )
+        return Turn(stale, claimed, renewed, wake_in, held)
 
     def _claim(
         self,
         connection: sqlite3.Connection,
         worker_id: str,
         queues: Sequence[str],
+        caps: Mapping[str, int],
         limit: int,
         now: datetime,
         stamp: str,
         lease: float,
-    ) -> list[ClaimedJob]:
+    ) -> tuple[list[ClaimedJob], float | None, bool]:
+        """Claim up to `limit` due jobs within every queue's controls; also returns when a
+        rate limit next frees a start (seconds), if one held a queue back."""
         if limit <= 0:
-            return []
-        token = uuid.uuid4().hex
-        expires = timestamp(now + timedelta(seconds=lease))
-        params: list[Any] = [stamp, worker_id, token, expires, limit]
-        sql = CLAIM.format(queues="")
-        if queues:
-            marks = ", ".join(f"?{6 + i}" for i in range(len(queues)))
-            sql = CLAIM.format(queues=f"AND queue IN ({marks})")
-            params.extend(queues)
-        rows = connection.execute(sql, params).fetchall()
-        return [
-            ClaimedJob(
-                id=job_id,
-                queue=queue,
-                type=job_type,
-                payload=json.loads(payload),
-                attempt=attempts,
-                max_attempts=max_attempts,
-                timeout=timeout,
-                lease_token=token,
-            )
-            for job_id, queue, job_type, payload, attempts, max_attempts, timeout in rows
-        ]
+            return [], None, False
+        claim = _Claim(connection, worker_id, stamp, timestamp(now + timedelta(seconds=lease)))
+        controls = read_controls(connection)
+        if not controls and not caps:  # the common case: one statement, as before queues
+            if queues:
+                return claim.take(limit, "AND queue IN ({})", queues), None, False
+            return claim.take(limit, "", ()), None, False
+        capped_globally = [c.name for c in controls if c.concurrency is not None]
+        running = running_counts(connection, capped_globally)
+        plan = plan_claim(controls, running, queues, caps, now.timestamp())
+        claimed: list[ClaimedJob] = []
+        taken: dict[str, int] = {}
+        for name, allowed in plan.capped:
+            take = min(allowed, limit - len(claimed))
+            if take <= 0:
+                break
+            got = claim.take(take, "AND queue IN ({})", (name,))
+            rate = plan.rated.get(name)
+            if rate is not None and got:
+                tat = next(c.rate_tat for c in controls if c.name == name)
+                set_tat(connection, name, rate.advance(tat, now.timestamp(), len(got)))
+            claimed += got
+            taken[name] = len(got)
+        rest = limit - len(claimed)
+        if rest > 0 and plan.rest:
+            if plan.only is not None:
+                claimed += claim.take(rest, "AND queue IN ({})", plan.only)
+            elif plan.excluded:
+                claimed += claim.take(rest, "AND queue NOT IN ({})", plan.excluded)
+            else:
+                claimed += claim.take(rest, "", ())
+        return claimed, plan.wake_in, plan.held(taken)
 
     @staticmethod
     def _finish(
@@ -181,6 +198,36 @@ class SqliteHotPath:
         if errors:
             connection.executemany(INSERT_ERROR, errors)
         return stale
+
+
+class _Claim:
+    """One claim's statements: every one hands out the same fencing token and lease."""
+
+    def __init__(
+        self, connection: sqlite3.Connection, worker_id: str, stamp: str, expires: str
+    ) -> None:
+        self.connection = connection
+        self.token = uuid.uuid4().hex
+        self.head: list[Any] = [stamp, worker_id, self.token, expires]
+
+    def take(self, limit: int, where: str, queues: Sequence[str]) -> list[ClaimedJob]:
+        marks = ", ".join(f"?{6 + i}" for i in range(len(queues)))
+        sql = CLAIM.format(queues=where.format(marks))
+        rows = self.connection.execute(sql, [*self.head, limit, *queues]).fetchall()
+        token = self.token
+        return [
+            ClaimedJob(
+                id=job_id,
+                queue=queue,
+                type=job_type,
+                payload=json.loads(payload),
+                attempt=attempts,
+                max_attempts=max_attempts,
+                timeout=timeout,
+                lease_token=token,
+            )
+            for job_id, queue, job_type, payload, attempts, max_attempts, timeout in rows
+        ]
 
 
 @contextmanager

@@ -71,6 +71,8 @@ class Turn:
     stale: list[int]  # outcomes dropped: the job is no longer that execution's
     claimed: list[ClaimedJob]
     renewed: dict[int, str] = field(default_factory=dict)  # job id -> token, lease renewed
+    wake_in: float | None = None  # seconds until a rate limit that held a queue back frees a start
+    held: bool = False  # a concurrency limit bounded the claim: a finish may let more start
 
 
 @dataclass(frozen=True)

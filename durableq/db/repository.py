@@ -7,9 +7,8 @@ the job is no longer that execution's, and the caller drops its stale outcome.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -29,8 +28,10 @@ from sqlalchemy import (
 )
 
 from durableq import payloads
+from durableq.db import queue_ops
 from durableq.db.base import PENDING, RUNNING, J, W, status_guard
 from durableq.db.changes import ChangeWatcher, watcher_for
+from durableq.db.core_claims import CoreClaims
 from durableq.db.fastpath import SqliteHotPath
 from durableq.db.reads import Reads
 from durableq.db.records import (
@@ -42,7 +43,6 @@ from durableq.db.records import (
     WorkerInfo,
 )
 from durableq.db.schema import (
-    PENDING_ONLY,
     UTCDateTime,
     jobs_table,
     workers_table,
@@ -72,13 +72,12 @@ __all__ = [
 ]
 
 
-class Repository(Reads, Upkeep):
+class Repository(Reads, Upkeep, queue_ops.QueueOps):
     """Jobs' whole life in SQL: produced and claimed here, read in Reads, kept in Upkeep."""
 
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine)
-        self._claim_all = self._claim_statement(filter_queues=False)
-        self._claim_queues = self._claim_statement(filter_queues=True)
+        self._claims = CoreClaims()
         self._finish = self._finish_statement()
         self._insert_job = insert(jobs_table)
         self._hot = SqliteHotPath(engine) if self.dialect == "sqlite" else None
@@ -96,6 +95,7 @@ class Repository(Reads, Upkeep):
         if self._hot is not None:
             return self._hot.enqueue(job, now)
         with self._write() as connection:
+            queue_ops.admit(connection, [job], now)
             result = connection.execute(self._insert_job.returning(J.id), self._new_row(job, now))
             job_id = int(result.scalar_one())
             self._notify(connection)
@@ -110,6 +110,7 @@ class Repository(Reads, Upkeep):
         rows = [self._new_row(job, now) for job in jobs]
         statement = self._insert_job.returning(J.id, sort_by_parameter_order=True)
         with self._write() as connection:
+            queue_ops.admit(connection, jobs, now)
             ids = [int(row[0]) for row in connection.execute(statement, rows)]
             self._notify(connection)
             return ids
@@ -136,33 +137,6 @@ class Repository(Reads, Upkeep):
             connection.exec_driver_sql("NOTIFY durableq_jobs")
 
     # -- workers: claim, heartbeat, finish ----------------------------------------------
-
-    def _claim_statement(self, filter_queues: bool) -> Any:
-        now = bindparam("now", type_=UTCDateTime())
-        due = select(J.id).where(PENDING_ONLY, J.run_at <= now)
-        if filter_queues:
-            due = due.where(J.queue.in_(bindparam("queues", expanding=True)))
-        due = (
-            due.order_by(J.priority.desc(), J.run_at, J.id)
-            .limit(bindparam("limit", type_=Integer()))
-            .with_for_update(skip_locked=True)
-        )
-        return (
-            # The subquery's PENDING_ONLY is the CLAIM guard; repeating it out here would lead
-            # SQLite to scan every pending row instead of looking the ids up.
-            update(jobs_table)
-            .where(J.id.in_(due.scalar_subquery()))
-            .values(
-                status=RUNNING,
-                attempts=J.attempts + 1,
-                started_at=now,
-                updated_at=now,
-                worker_id=bindparam("worker_id"),
-                lease_token=bindparam("token"),
-                lease_expires_at=bindparam("expires", type_=UTCDateTime()),
-            )
-            .returning(J.id, J.queue, J.type, J.payload, J.attempts, J.max_attempts, J.timeout)
-        )
 
     def claim(
         self,
@@ -192,6 +166,7 @@ class Repository(Reads, Upkeep):
         *,
         renew: bool = False,
         hurry_at: float | None = None,
+        caps: Mapping[str, int] | None = None,
     ) -> Turn:
         """A worker's turn in one transaction (one commit): save outcomes, then claim.
 
@@ -200,62 +175,38 @@ class Repository(Reads, Upkeep):
         outcome was stale (the job is no longer that execution's), the newly claimed jobs and
         the renewed ones. `now` may be a clock: it is then read once the write lock is held,
         so that the leases it grants are whole however long the lock took.
+
+        The claim honours every queue's controls (paused, concurrency across all daemons,
+        rate) and `caps`, what this daemon may still start per queue by its own limits.
         """
         for item in finishes:
             assert item.status in TRANSITION_TARGETS[item.action], item
         if self._hot is not None:
             return self._hot.finish_and_claim(
-                finishes, worker_id, queues, limit, now, lease, renew=renew, hurry_at=hurry_at
+                finishes,
+                worker_id,
+                queues,
+                limit,
+                now,
+                lease,
+                renew=renew,
+                hurry_at=hurry_at,
+                caps=caps,
             )
         renewed: dict[int, str] = {}
         with self._write(hurry_at) as connection:
             now = now() if callable(now) else now
             stale = self._finish_rows(connection, finishes, now)
             if renew:
-                held = renew_rows(connection, worker_id, now, lease)
-                renewed = {job_id: token for job_id, (token, _) in held.items()}
+                kept = renew_rows(connection, worker_id, now, lease)
+                renewed = {job_id: token for job_id, (token, _) in kept.items()}
                 connection.execute(
                     update(workers_table).where(W.id == worker_id).values(heartbeat_at=now)
                 )
-            claimed = self._claim_rows(connection, worker_id, queues, limit, now, lease)
-        return Turn(stale, claimed, renewed)
-
-    def _claim_rows(
-        self,
-        connection: Connection,
-        worker_id: str,
-        queues: Sequence[str],
-        limit: int,
-        now: datetime,
-        lease: float,
-    ) -> list[ClaimedJob]:
-        if limit <= 0:
-            return []
-        token = uuid.uuid4().hex
-        params: dict[str, Any] = {
-            "now": now,
-            "limit": limit,
-            "worker_id": worker_id,
-            "token": token,
-            "expires": now + timedelta(seconds=lease),
-        }
-        statement = self._claim_queues if queues else self._claim_all
-        if queues:
-            params["queues"] = list(queues)
-        rows = connection.execute(statement, params).all()
-        return [
-            ClaimedJob(
-                id=row.id,
-                queue=row.queue,
-                type=row.type,
-                payload=payloads.decode(row.payload),
-                attempt=row.attempts,
-                max_attempts=row.max_attempts,
-                timeout=row.timeout,
-                lease_token=token,
+            claimed, wake_in, held = self._claims.claim(
+                connection, worker_id, queues, caps or {}, limit, now, lease
             )
-            for row in rows
-        ]
+        return Turn(stale, claimed, renewed, wake_in, held)
 
     def _finish_statement(self) -> Any:
         now = bindparam("now", type_=UTCDateTime())

@@ -159,6 +159,38 @@ class WorkerRow(Base):
     lease: Mapped[float | None] = mapped_column(Float, comment="seconds")
 
 
+# The claim of one queue (`--queue`, a queue's limits) and the count of a queue's pending jobs
+# (its max_pending) seek here instead of scanning every pending job of every queue.
+Index(
+    "ix_jobs_queue_claim",
+    JobRow.queue,
+    JobRow.priority.desc(),
+    JobRow.run_at,
+    JobRow.id,
+    sqlite_where=PENDING_ONLY,
+    postgresql_where=PENDING_ONLY,
+)
+
+
+class QueueRow(Base):
+    """A queue's controls; a row appears when a queue name is first used. Empty = no limit."""
+
+    __tablename__ = "queues"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    concurrency: Mapped[int | None] = mapped_column(Integer, comment="running, all daemons")
+    max_pending: Mapped[int | None] = mapped_column(Integer)
+    rate_count: Mapped[int | None] = mapped_column(Integer, comment="starts per rate_period")
+    rate_period: Mapped[float | None] = mapped_column(Float, comment="seconds")
+    rate_burst: Mapped[int | None] = mapped_column(Integer)
+    # GCRA's theoretical arrival time, in Unix seconds: one number is the whole limiter.
+    rate_tat: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 jobs_table: Table = JobRow.__table__  # type: ignore[assignment]
 job_errors_table: Table = JobErrorRow.__table__  # type: ignore[assignment]
 workers_table: Table = WorkerRow.__table__  # type: ignore[assignment]
+queues_table: Table = QueueRow.__table__  # type: ignore[assignment]

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from durableq.db.sqlite_queues import admit
 from durableq.errors import DatabaseBusy, DatabaseError
 from durableq.jobs import Action, JobStatus, NewJob, sources_of
 from durableq.payloads import encode_payload
@@ -164,6 +165,7 @@ def write_transaction(
 def insert_jobs(connection: sqlite3.Connection, jobs: Sequence[NewJob], now: datetime) -> list[int]:
     """Insert pending jobs inside the caller's write transaction; their ids, in order."""
     created = timestamp(now)
+    admit(connection, jobs, created)
     rows = [job_row(job, created) for job in jobs]
     if len(rows) == 1:
         job_id = connection.execute(INSERT, rows[0]).lastrowid

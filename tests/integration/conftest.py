@@ -42,7 +42,9 @@ def shared_postgres_client(shared_postgres_url: str) -> Iterator[Client]:
 def postgres_client(shared_postgres_client: Client) -> Client:
     """The shared PostgreSQL database, emptied."""
     with shared_postgres_client.engine.begin() as connection:
-        connection.exec_driver_sql("TRUNCATE jobs, job_errors, workers RESTART IDENTITY CASCADE")
+        connection.exec_driver_sql(
+            "TRUNCATE jobs, job_errors, workers, queues RESTART IDENTITY CASCADE"
+        )
     return shared_postgres_client
 
 

@@ -35,6 +35,7 @@ from durableq.errors import (
     InvalidInput,
     InvalidTransition,
     JobNotFound,
+    QueueFull,
 )
 from tests.support.processes import environment, run_cli
 from tests.support.seeded import (
@@ -89,6 +90,15 @@ def _newer_schema(directory: Path, template: Path) -> Path:
     return path
 
 
+def _full_queue(directory: Path, template: Path) -> Path:
+    """Seeded, with the default queue (one pending job) bounded at one pending job."""
+    path = _seeded(directory, template)
+    with sqlite3.connect(path) as connection:
+        connection.execute("UPDATE queues SET max_pending = 1 WHERE name = 'default'")
+    connection.close()
+    return path
+
+
 def _missing_file(directory: Path, _template: Path) -> Path:
     return directory / "never-created.db"
 
@@ -130,6 +140,7 @@ DATABASES: Mapping[str, Database] = {
     "not-sqlite": Database(_not_sqlite, file_hash),
     "truncated": Database(_truncated, file_hash),
     "newer-schema": Database(_newer_schema, content_hash),
+    "full-queue": Database(_full_queue, content_hash),
     "missing-file": Database(_missing_file, _absence_in_existing_directory),
     "missing-directory": Database(_missing_directory, _absence),
     "read-only-file": Database(_read_only_file, file_hash),
@@ -478,7 +489,103 @@ CASES: list[Case] = [
         "remove --queue",
         stdin='{"type": "echo"}\n',
     ),
+    # queues: backpressure, and the controls' own inputs
+    CliCase(
+        "enqueue into a full queue",
+        ("enqueue", "echo"),
+        1,
+        'queue "default" is full: 1 pending, max 1; retry later',
+        db="full-queue",
+    ),
+    CliCase(
+        "batch with one job for a full queue",
+        ("enqueue", "--batch", "-"),
+        1,
+        'queue "default" is full',
+        db="full-queue",
+        stdin='{"type": "echo", "queue": "other"}\n{"type": "echo"}\n',
+    ),
+    CliCase("queue set, no option", ("queue", "set", "mail"), 2, "give at least one of"),
+    CliCase(
+        "queue concurrency not a number",
+        ("queue", "set", "mail", "--concurrency", "lots"),
+        2,
+        "invalid --concurrency 'lots': give a positive number or none",
+    ),
+    CliCase(
+        "queue concurrency zero", ("queue", "set", "mail", "--concurrency", "0"), 2, "positive"
+    ),
+    CliCase(
+        "queue max-pending negative",
+        ("queue", "set", "mail", "--max-pending", "-3"),
+        2,
+        "invalid --max-pending '-3'",
+    ),
+    CliCase(
+        "queue rate without a period",
+        ("queue", "set", "mail", "--rate", "5"),
+        2,
+        "invalid rate '5': use N/DURATION[:BURST]",
+    ),
+    CliCase(
+        "queue rate with a bad period",
+        ("queue", "set", "mail", "--rate", "5/soon"),
+        2,
+        "invalid rate '5/soon'",
+    ),
+    CliCase(
+        "queue rate of zero", ("queue", "set", "mail", "--rate", "0/1s"), 2, "must be positive"
+    ),
+    CliCase(
+        "queue rate burst zero",
+        ("queue", "set", "mail", "--rate", "5/1s:0"),
+        2,
+        "must be positive",
+    ),
+    CliCase("queue name with a space", ("queue", "pause", "my mail"), 2, "invalid queue"),
+    CliCase("queue resume, no name", ("queue", "resume"), 2, "Missing argument"),
+    CliCase(
+        "queue pause on a read-only file",
+        ("queue", "pause", "mail"),
+        1,
+        "read-only",
+        db="read-only-file",
+    ),
+    CliCase(
+        "worker queue limit zero",
+        ("worker", "start", "--burst", "--queue", "mail=0"),
+        2,
+        "give NAME or NAME=N with N a positive number",
+    ),
+    CliCase(
+        "worker queue limit not a number",
+        ("worker", "start", "--burst", "--queue", "mail=four"),
+        2,
+        "invalid --queue 'mail=four'",
+    ),
     # the library
+    LibraryCase(
+        "library: enqueue into a full queue",
+        lambda c: c.enqueue("echo"),
+        QueueFull,
+        1,
+        'queue "default" is full',
+        db="full-queue",
+    ),
+    LibraryCase(
+        "library: queue concurrency zero",
+        lambda c: c.set_queue("mail", concurrency=0),
+        InvalidInput,
+        2,
+        "invalid concurrency 0",
+    ),
+    LibraryCase(
+        "library: bad rate text",
+        lambda c: c.set_queue("mail", rate="fast"),
+        InvalidInput,
+        2,
+        "invalid rate 'fast'",
+    ),
     LibraryCase(
         "library: bad type name", lambda c: c.enqueue("a b"), InvalidInput, 2, "invalid type"
     ),

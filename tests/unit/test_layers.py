@@ -23,6 +23,7 @@ LAYERS = {
         "durableq.handlers",
         "durableq.builtins",
         "durableq.builder",
+        "durableq.queues",
     ],
     "persistence": ["durableq.db", "durableq._migrations"],
     "services": [
@@ -32,6 +33,7 @@ LAYERS = {
         "durableq.job_log",
         "durableq.doorbell",
         "durableq.logs",
+        "durableq.views",
     ],
     "runtime": ["durableq.dispatcher", "durableq.maintenance", "durableq.daemon"],
     "interfaces": ["durableq.cli", "durableq.benchmark", "durableq.__main__", "durableq"],
