@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -20,9 +21,10 @@ from durableq.config import Settings, database_url
 from durableq.db import migrate
 from durableq.db.changes import wait_for_change
 from durableq.db.engine import enable_wal, make_engine, sqlite_path
+from durableq.db.leadership import Leader
 from durableq.db.queue_ops import UNSET
 from durableq.db.repository import JobFilter, Repository, Stats, WorkerInfo
-from durableq.errors import DatabaseError, InvalidInput
+from durableq.errors import DatabaseBusy, DatabaseError, InvalidInput
 from durableq.jobs import TERMINAL_STATUSES, Job, JobError, JobStatus, NewJob
 from durableq.queues import QueueInfo, Rate, parse_queue_name, parse_rate
 
@@ -49,9 +51,7 @@ class Client(JobBuilder):
             raise DatabaseError(f"no database at {path}; enqueue a job first or pass another --db")
         engine = make_engine(settings)
         try:
-            migrate.ensure_current(engine, create=create)
-            if create:
-                enable_wal(engine)
+            _prepare(engine, settings, create)
         except BaseException:
             engine.dispose()
             raise
@@ -177,6 +177,10 @@ class Client(JobBuilder):
             rate=rate,
         )
 
+    def leader(self) -> Leader | None:
+        """The daemon that leads now (runs the rescuer, the pruner and the reaper), if any."""
+        return self.repository.leader(self.clock())
+
     def purge(self, older_than: float, statuses: Sequence[JobStatus | str] = ()) -> int:
         wanted = [parse_status(status) for status in statuses] or sorted(TERMINAL_STATUSES)
         return self.repository.purge(self.clock() - timedelta(seconds=older_than), wanted)
@@ -196,6 +200,29 @@ class Client(JobBuilder):
         finally:
             watcher.close()
         return job
+
+
+def _prepare(engine: Engine, settings: Settings, create: bool) -> None:
+    """Check (with `create`: make or upgrade, and switch to WAL) the database's schema.
+
+    Many processes may open a new SQLite file at once (seen in CI: 20 CLI enqueues, half of them
+    killed mid-way). Before WAL is on, SQLite's rollback journal can refuse one of them at once
+    with "database is locked" (a lock upgrade it will not wait for); trying again within the
+    busy timeout then succeeds, as the others' schema work is done.
+    """
+    deadline = time.monotonic() + settings.busy_timeout
+    pause = 0.01
+    while True:
+        try:
+            migrate.ensure_current(engine, create=create)
+            if create:
+                enable_wal(engine)
+            return
+        except DatabaseBusy:
+            if time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause * random.uniform(0.5, 1.5))
+            pause = min(pause * 2, 0.5)
 
 
 def _settings_for(database: str | Settings | None) -> Settings:

@@ -16,8 +16,10 @@ from durableq.builder import utc_now
 from durableq.client import Client
 from durableq.db.repository import WorkerInfo
 from durableq.dispatcher import Dispatcher, WorkerOptions
+from durableq.events import Events
 from durableq.executor import Executor
 from durableq.handlers import Registry
+from durableq.job_log import log_event
 from durableq.maintenance import Maintenance
 
 log = logging.getLogger("durableq.worker")
@@ -36,10 +38,21 @@ class Worker:
         self.client = client
         self.options = options
         self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        # What happens in the worker reaches logging (and later metrics) through this hook.
+        self.events = Events()
+        self.events.subscribe(log_event)
         self.dispatcher = Dispatcher(
-            client.repository, Executor(registry), client.settings, options, self.id, clock
+            client.repository,
+            Executor(registry),
+            client.settings,
+            options,
+            self.id,
+            clock,
+            self.events,
         )
-        self.maintenance = Maintenance(client.repository, self.dispatcher, client.settings, clock)
+        self.maintenance = Maintenance(
+            client.repository, self.dispatcher, client.settings, clock, self.events
+        )
         self.clock = clock
         self._signals = 0
 

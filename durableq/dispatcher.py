@@ -25,8 +25,8 @@ from durableq.db.changes import SAFETY_RECHECK, ChangeWatcher
 from durableq.db.repository import Repository
 from durableq.doorbell import Doorbell
 from durableq.errors import DatabaseError
+from durableq.events import Events, JobFinished, JobStarted
 from durableq.executor import Execution, Executor, StopReason
-from durableq.job_log import log_finish, log_started
 from durableq.jobs import Action, ClaimedJob, JobStatus
 from durableq.leases import Stamp
 from durableq.outcomes import Finish, Outcome, resolve
@@ -63,7 +63,9 @@ class Dispatcher:
         options: WorkerOptions,
         worker_id: str,
         clock: Callable[[], datetime],
+        events: Events | None = None,
     ) -> None:
+        self.events = events or Events()
         self.repository = repository
         self.executor = executor
         self.settings = settings
@@ -136,7 +138,7 @@ class Dispatcher:
 
     def _slot(self) -> None:
         while (execution := self._work.get()) is not None:
-            log_started(execution.job)
+            self.events.emit(JobStarted(execution.job))
             self._done.append(self.executor.run(execution))
             self._wakeup.ring()
 
@@ -300,7 +302,7 @@ class Dispatcher:
                 wait = max(0.0, (finish.run_at - now).total_seconds())
                 heapq.heappush(self._retries, now_mono + wait + RETRY_MARGIN)
         for finish, outcome in batch:
-            log_finish(finish, outcome, finish.job_id in stale_ids, now)
+            self.events.emit(JobFinished(finish, outcome, finish.job_id in stale_ids, now))
         self.processed += sum(
             1 for finish, outcome in batch if outcome and finish.job_id not in stale_ids
         )

@@ -6,10 +6,19 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from durableq.events import Event, JobFinished, JobStarted
 from durableq.jobs import ClaimedJob, JobStatus
 from durableq.outcomes import Finish, Outcome
 
 log = logging.getLogger("durableq.worker")
+
+
+def log_event(event: Event) -> None:
+    """The subscriber the daemon installs: job events become log lines."""
+    if isinstance(event, JobStarted):
+        log_started(event.job)
+    elif isinstance(event, JobFinished):
+        log_finish(event.finish, event.outcome, event.stale, event.at)
 
 
 def log_started(job: ClaimedJob) -> None:

@@ -1,18 +1,18 @@
-"""Background duties of a live daemon, each a `run_once` that returns what it did.
+"""The services of a live daemon, each a `run_once(now)` that returns what it did.
 
 - Heartbeat: renew this worker's leases and liveness; learn which jobs were canceled or lost.
-- Rescuer: jobs whose worker died (lease and liveness expired) go back to pending, or fail.
-- Pruner: delete finished jobs past their retention (completed, failed, canceled).
-- Reaper: forget workers that stopped beating long ago.
+- Leadership (leader.py): take or keep the lead among the daemons on the database.
+- Rescuer (leader only): jobs whose worker died go back to pending, or fail.
+- Pruner (leader only): delete finished jobs past their retention.
+- Reaper (leader only): forget workers that stopped beating long ago.
 
-The heartbeat has a thread of its own: a rescue or a prune waiting for SQLite's write lock must
-never hold up a renewal.
+The heartbeat and the leadership have a thread of their own: a rescue or a prune waiting for
+SQLite's write lock must never hold up a renewal.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -20,10 +20,12 @@ from datetime import datetime, timedelta
 from durableq.config import Settings
 from durableq.db.repository import HeartbeatReport, Repository, RescueReport
 from durableq.dispatcher import Dispatcher
-from durableq.errors import DatabaseError
+from durableq.events import Events
 from durableq.executor import StopReason
 from durableq.jobs import JobStatus
+from durableq.leader import Leadership
 from durableq.leases import Stamp
+from durableq.services import ServiceRunner
 
 log = logging.getLogger("durableq.worker")
 
@@ -33,6 +35,11 @@ PRUNE_BATCH = 500  # rows per transaction: a few milliseconds of the write lock 
 
 
 class Heartbeat:
+    """Renews the leases of this worker's jobs and its liveness; learns of cancels and losses."""
+
+    name = "heartbeat"
+    leader_only = False
+
     def __init__(
         self,
         repository: Repository,
@@ -44,13 +51,17 @@ class Heartbeat:
         self.dispatcher = dispatcher
         self.settings = settings
         self.clock = clock
+        # Often enough to pass cancel requests on within half a second.
+        self.interval = min(CANCEL_POLL_INTERVAL, settings.heartbeat_interval)
 
     def due(self, now_mono: float) -> bool:
         """A renewal is due a heartbeat interval after the last one (a busy worker's turns
         renew too, so then the heartbeat only reads)."""
         return now_mono - self.dispatcher.last_renewal >= self.settings.heartbeat_interval
 
-    def run_once(self, now_mono: float) -> HeartbeatReport:
+    def run_once(self, now: datetime) -> HeartbeatReport:
+        """Renew (reading the clock once the write lock is held) or only read the cancels."""
+        now_mono = time.monotonic()
         dispatcher = self.dispatcher
         tokens = dispatcher.running_tokens()
         if self.due(now_mono):
@@ -79,9 +90,15 @@ class Heartbeat:
 
 
 class Rescuer:
+    """Jobs whose worker died go back to pending (or fail); run by the leader."""
+
+    name = "rescuer"
+    leader_only = True
+
     def __init__(self, repository: Repository, settings: Settings) -> None:
         self.repository = repository
         self.settings = settings
+        self.interval = settings.heartbeat_interval
 
     def run_once(self, now: datetime) -> RescueReport:
         report = self.repository.rescue_expired(now, self.settings.rescue_grace)
@@ -100,6 +117,10 @@ class Rescuer:
 class Pruner:
     """Finished jobs older than their status's retention go, with their error history, in
     small transactions so that no producer or worker waits long for the write lock."""
+
+    name = "pruner"
+    leader_only = True
+    interval = PRUNE_INTERVAL
 
     def __init__(self, repository: Repository, settings: Settings) -> None:
         self.repository = repository
@@ -128,6 +149,10 @@ class Pruner:
 class Reaper:
     """Forgets workers that stopped beating long ago (their rows, not their jobs)."""
 
+    name = "reaper"
+    leader_only = True
+    interval = PRUNE_INTERVAL
+
     def __init__(self, repository: Repository, settings: Settings) -> None:
         self.repository = repository
         self.settings = settings
@@ -138,8 +163,8 @@ class Reaper:
 
 
 class Maintenance:
-    """Runs the duties on their schedules until stopped: the heartbeat in a thread of its own,
-    the rescuer, the pruner and the reaper in another."""
+    """The daemon's services in two runners: the heartbeat and the leadership in one thread of
+    their own, the leader-only rescuer, pruner and reaper in another."""
 
     def __init__(
         self,
@@ -147,50 +172,29 @@ class Maintenance:
         dispatcher: Dispatcher,
         settings: Settings,
         clock: Callable[[], datetime],
+        events: Events | None = None,
     ) -> None:
         self.heartbeat = Heartbeat(repository, dispatcher, settings, clock)
+        self.leadership = Leadership(repository, dispatcher.worker_id, settings, clock)
         self.rescuer = Rescuer(repository, settings)
         self.pruner = Pruner(repository, settings)
         self.reaper = Reaper(repository, settings)
-        self.settings = settings
-        self.clock = clock
-        self._stop = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._beat, name="durableq-heartbeat", daemon=True),
-            threading.Thread(target=self._upkeep, name="durableq-rescuer", daemon=True),
+        self.runners = [
+            ServiceRunner("heartbeat", [self.heartbeat, self.leadership], clock, events=events),
+            ServiceRunner(
+                "upkeep",
+                [self.rescuer, self.pruner, self.reaper],
+                clock,
+                leads=self.leadership.leads,
+                events=events,
+            ),
         ]
 
     def start(self) -> None:
-        for thread in self._threads:
-            thread.start()
+        for runner in self.runners:
+            runner.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=10)
-
-    def _beat(self) -> None:
-        wait = min(CANCEL_POLL_INTERVAL, self.settings.heartbeat_interval)
-        while not self._stop.is_set():
-            self._guarded("heartbeat", lambda: self.heartbeat.run_once(time.monotonic()))
-            self._stop.wait(wait)
-
-    def _upkeep(self) -> None:
-        every = self.settings.heartbeat_interval
-        next_prune = 0.0
-        while not self._stop.is_set():
-            self._guarded("rescuer", lambda: self.rescuer.run_once(self.clock()))
-            if time.monotonic() >= next_prune:
-                self._guarded("pruner", lambda: self.pruner.run_once(self.clock()))
-                self._guarded("reaper", lambda: self.reaper.run_once(self.clock()))
-                next_prune = time.monotonic() + PRUNE_INTERVAL
-            self._stop.wait(every)
-
-    @staticmethod
-    def _guarded(name: str, duty: Callable[[], object]) -> None:
-        try:
-            duty()
-        except DatabaseError as error:
-            log.warning("%s: database unavailable, will retry: %s", name, error)
-        except Exception:  # a bug here must not silently stop heartbeats
-            log.exception("%s failed; retrying", name)
+        for runner in self.runners:
+            runner.stop()
+        self.leadership.resign()

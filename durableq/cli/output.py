@@ -200,7 +200,7 @@ def stats_table(stats: Stats, now: datetime) -> None:
     )
 
 
-def worker_json(worker: WorkerInfo) -> dict[str, Any]:
+def worker_json(worker: WorkerInfo, leader_id: str | None = None) -> dict[str, Any]:
     return {
         "id": worker.id,
         "host": worker.host,
@@ -209,15 +209,18 @@ def worker_json(worker: WorkerInfo) -> dict[str, Any]:
         "concurrency": worker.concurrency,
         "started_at": iso(worker.started_at),
         "heartbeat_at": iso(worker.heartbeat_at),
+        "leader": worker.id == leader_id,
     }
 
 
-def workers_table(workers: Sequence[WorkerInfo], now: datetime) -> None:
+def workers_table(
+    workers: Sequence[WorkerInfo], now: datetime, leader_id: str | None = None
+) -> None:
     if not workers:
         click.echo("no live workers")
         return
     table(
-        ["ID", "HOST", "PID", "QUEUES", "CONCURRENCY", "STARTED", "LAST HEARTBEAT"],
+        ["ID", "HOST", "PID", "QUEUES", "CONCURRENCY", "STARTED", "LAST HEARTBEAT", "LEADER"],
         [
             [
                 worker.id,
@@ -227,6 +230,7 @@ def workers_table(workers: Sequence[WorkerInfo], now: datetime) -> None:
                 str(worker.concurrency),
                 relative(worker.started_at, now),
                 relative(worker.heartbeat_at, now),
+                "yes" if worker.id == leader_id else "",
             ]
             for worker in workers
         ],

@@ -120,10 +120,12 @@ def start(
 @db_option
 @click.pass_context
 def workers(ctx: click.Context, as_json: bool) -> None:
-    """The live worker daemons: host, pid, queues, concurrency, last heartbeat."""
+    """The live worker daemons: host, pid, queues, concurrency, last heartbeat, the leader."""
     client = app(ctx).client()
     found = client.workers()
+    lead = client.leader()
+    leader_id = None if lead is None else lead.holder
     if as_json:
-        echo_json([worker_json(w) for w in found])
+        echo_json([worker_json(w, leader_id) for w in found])
     else:
-        workers_table(found, client.clock())
+        workers_table(found, client.clock(), leader_id)

@@ -33,6 +33,7 @@ from durableq.db.base import PENDING, RUNNING, J, W, status_guard
 from durableq.db.changes import ChangeWatcher, watcher_for
 from durableq.db.core_claims import CoreClaims
 from durableq.db.fastpath import SqliteHotPath
+from durableq.db.leadership import LeadershipOps
 from durableq.db.reads import Reads
 from durableq.db.records import (
     HeartbeatReport,
@@ -72,7 +73,7 @@ __all__ = [
 ]
 
 
-class Repository(Reads, Upkeep, queue_ops.QueueOps):
+class Repository(Reads, Upkeep, queue_ops.QueueOps, LeadershipOps):
     """Jobs' whole life in SQL: produced and claimed here, read in Reads, kept in Upkeep."""
 
     def __init__(self, engine: Engine) -> None:

@@ -190,7 +190,25 @@ class QueueRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class LeadershipRow(Base):
+    """Who leads the daemons on this database: a lease with a term, like a job's.
+
+    One row, made by the migration. A daemon leads while `holder` is its id and `expires_at` is
+    ahead; another may take over once it has passed. `term` grows by one at every change of
+    holder, so a write fenced by (holder, term) fails for a leader that was replaced.
+    """
+
+    __tablename__ = "leadership"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(64))
+    term: Mapped[int] = mapped_column(Integer)
+    elected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 jobs_table: Table = JobRow.__table__  # type: ignore[assignment]
 job_errors_table: Table = JobErrorRow.__table__  # type: ignore[assignment]
 workers_table: Table = WorkerRow.__table__  # type: ignore[assignment]
 queues_table: Table = QueueRow.__table__  # type: ignore[assignment]
+leadership_table: Table = LeadershipRow.__table__  # type: ignore[assignment]

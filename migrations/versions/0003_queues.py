@@ -1,4 +1,5 @@
-"""Queues with controls (pause, concurrency, max_pending, rate), and a per-queue claim index.
+"""Queues with controls (pause, concurrency, max_pending, rate), a per-queue claim index, and
+the leadership row the daemons elect a leader with.
 
 Revision ID: 0003
 Revises: 0002
@@ -41,6 +42,16 @@ def upgrade() -> None:
         sqlite_where=PENDING_ONLY,
         postgresql_where=PENDING_ONLY,
     )
+    op.create_table(
+        "leadership",
+        sa.Column("name", sa.String(length=32), nullable=False),
+        sa.Column("holder", sa.String(length=64), nullable=True),
+        sa.Column("term", sa.Integer(), nullable=False),
+        sa.Column("elected_at", Timestamp, nullable=True),
+        sa.Column("expires_at", Timestamp, nullable=True),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_leadership")),
+    )
+    op.execute("INSERT INTO leadership (name, holder, term) VALUES ('leader', NULL, 0)")
     # The queues in use get their rows now; later ones get theirs on first enqueue.
     op.execute(
         "INSERT INTO queues (name, created_at, updated_at) "
@@ -49,5 +60,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("leadership")
     op.drop_index("ix_jobs_queue_claim", table_name="jobs")
     op.drop_table("queues")

@@ -19,7 +19,16 @@ from tests.support.processes import (
 )
 from tests.support.recorder import read_records
 
-WORKER_KEYS = {"id", "host", "pid", "queues", "concurrency", "started_at", "heartbeat_at"}
+WORKER_KEYS = {
+    "id",
+    "host",
+    "pid",
+    "queues",
+    "concurrency",
+    "started_at",
+    "heartbeat_at",
+    "leader",
+}
 
 
 def ok(done: subprocess.CompletedProcess[str]) -> str:
@@ -97,10 +106,11 @@ def test_database_from_the_environment_after_the_command_and_by_default(
 
 def test_workers_lists_a_live_daemon(seeded: Path) -> None:
     db = seeded
-    daemon = start_worker(db, "--concurrency", "2", "--queue", "mail", "--queue", "sms")
+    daemon = start_worker(db, "--concurrency", "2", "--queue", "mail=1", "--queue", "sms")
     try:
         with Client.open(str(db), create=False) as client:
             wait_until(client.workers, what="the daemon to register")
+            wait_until(client.leader, what="the daemon to lead")
         [worker] = json.loads(ok(run_cli(["workers", "--json"], db)))
         table = ok(run_cli(["workers"], db))
     finally:
@@ -108,13 +118,14 @@ def test_workers_lists_a_live_daemon(seeded: Path) -> None:
     assert set(worker) == WORKER_KEYS
     assert (worker["pid"], worker["queues"], worker["concurrency"]) == (
         daemon.pid,
-        ["mail", "sms"],
+        ["mail=1", "sms"],
         2,
     )
     assert worker["heartbeat_at"].endswith("Z")
+    assert worker["leader"] is True  # the only daemon leads
     header, row = table.splitlines()
-    assert header.split()[:3] == ["ID", "HOST", "PID"]
-    assert row.split()[0] == worker["id"] and "mail,sms" in row
+    assert header.split()[:3] == ["ID", "HOST", "PID"] and header.split()[-1] == "LEADER"
+    assert row.split()[0] == worker["id"] and "mail=1,sms" in row and row.split()[-1] == "yes"
 
 
 def test_help_exits_zero_and_touches_nothing(tmp_path: Path) -> None:

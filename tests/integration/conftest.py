@@ -45,6 +45,9 @@ def postgres_client(shared_postgres_client: Client) -> Client:
         connection.exec_driver_sql(
             "TRUNCATE jobs, job_errors, workers, queues RESTART IDENTITY CASCADE"
         )
+        connection.exec_driver_sql(
+            "UPDATE leadership SET holder = NULL, term = 0, elected_at = NULL, expires_at = NULL"
+        )
     return shared_postgres_client
 
 

@@ -34,8 +34,15 @@ LAYERS = {
         "durableq.doorbell",
         "durableq.logs",
         "durableq.views",
+        "durableq.events",
     ],
-    "runtime": ["durableq.dispatcher", "durableq.maintenance", "durableq.daemon"],
+    "runtime": [
+        "durableq.services",
+        "durableq.leader",
+        "durableq.dispatcher",
+        "durableq.maintenance",
+        "durableq.daemon",
+    ],
     "interfaces": ["durableq.cli", "durableq.benchmark", "durableq.__main__", "durableq"],
 }
 RANK = {prefix: rank for rank, prefixes in enumerate(LAYERS.values()) for prefix in prefixes}
