@@ -18,7 +18,13 @@ from sqlalchemy import Connection, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from durableq.db.base import PENDING, RUNNING, J, RepositoryBase
-from durableq.db.schema import PENDING_ONLY, UTCDateTime, jobs_table, queues_table
+from durableq.db.schema import (
+    PENDING_ONLY,
+    RUNNING_ONLY,
+    UTCDateTime,
+    jobs_table,
+    queues_table,
+)
 from durableq.errors import InvalidInput, QueueFull
 from durableq.jobs import NewJob
 from durableq.queues import QueueControls, QueueInfo, Rate
@@ -155,12 +161,15 @@ class QueueOps(RepositoryBase):
             if names:
                 query = query.where(Q.name.in_(list(names)))
             rows = {row.name: row for row in connection.execute(query)}
-            counts = select(J.queue, J.status, func.count()).where(J.status.in_([PENDING, RUNNING]))
-            if names:
-                counts = counts.where(J.queue.in_(list(names)))
             tallies: dict[str, dict[str, int]] = collections.defaultdict(dict)
-            for queue, status, n in connection.execute(counts.group_by(J.queue, J.status)):
-                tallies[queue][status] = int(n)
+            # One status at a time, as literal SQL, so that each count reads its partial index
+            # (pending or running rows only), never the finished history.
+            for status, only in ((PENDING, PENDING_ONLY), (RUNNING, RUNNING_ONLY)):
+                counts = select(J.queue, func.count()).where(only)
+                if names:
+                    counts = counts.where(J.queue.in_(list(names)))
+                for queue, n in connection.execute(counts.group_by(J.queue)):
+                    tallies[queue][status] = int(n)
             oldest_query = (
                 select(J.queue, func.min(J.run_at))
                 .where(PENDING_ONLY, J.run_at <= now)
