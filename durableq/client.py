@@ -205,10 +205,10 @@ class Client(JobBuilder):
 def _prepare(engine: Engine, settings: Settings, create: bool) -> None:
     """Check (with `create`: make or upgrade, and switch to WAL) the database's schema.
 
-    Many processes may open a new SQLite file at once (seen in CI: 20 CLI enqueues, half of them
-    killed mid-way). Before WAL is on, SQLite's rollback journal can refuse one of them at once
-    with "database is locked" (a lock upgrade it will not wait for); trying again within the
-    busy timeout then succeeds, as the others' schema work is done.
+    Many processes may open a new SQLite file at once. Once, in CI, one of 20 CLI enqueues racing
+    to create a file (half of them killed mid-way) was refused "database is locked" while the
+    schema was being made (not reproduced since; the rollback journal, before WAL is on, is the
+    likely place). A refusal here is retried until the busy timeout, when it would have failed.
     """
     deadline = time.monotonic() + settings.busy_timeout
     pause = 0.01

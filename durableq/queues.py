@@ -13,9 +13,11 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal, Protocol
 
 from durableq.durations import format_duration, parse_duration
 from durableq.errors import InvalidInput
+from durableq.jobs import ClaimedJob
 
 # The names enqueue accepts (builder.py checks the same pattern).
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:/\-]{1,200}$")
@@ -60,6 +62,15 @@ class Rate:
     @staticmethod
     def _ahead(tat: float | None, now: float) -> float:
         return 0.0 if tat is None else max(0.0, tat - now)
+
+    @classmethod
+    def from_columns(
+        cls, count: int | None, period: float | None, burst: int | None
+    ) -> Rate | None:
+        """The rate a `queues` row stores (rate_count, rate_period, rate_burst), if any."""
+        if count is None or period is None:
+            return None
+        return cls(count, period, burst or count)
 
     def __str__(self) -> str:
         period = int(self.period) if self.period.is_integer() else self.period
@@ -194,7 +205,7 @@ def plan_claim(
             allow = 0
         if control.concurrency is not None:
             allow = min(allow, max(0, control.concurrency - running.get(name, 0)))
-            plan.by_concurrency[name] = int(allow)
+            plan.by_concurrency[name] = 0  # the share, filled in below
         if control.rate is not None:
             tokens = control.rate.allowance(control.rate_tat, now)
             if tokens == 0 and allow > 0:
@@ -206,7 +217,7 @@ def plan_claim(
             capped[name] = int(allow)
     for name, cap in local_caps.items():
         capped[name] = min(capped.get(name, cap), max(0, cap))
-        plan.by_concurrency[name] = capped[name]
+        plan.by_concurrency[name] = 0
     for name in plan.by_concurrency:
         plan.by_concurrency[name] = capped[name]
     names = sorted(capped)
@@ -218,6 +229,66 @@ def plan_claim(
     else:
         plan.excluded = tuple(sorted(capped))
     return plan
+
+
+QueueFilter = Literal["all", "in", "not in"]
+
+
+class ClaimSteps(Protocol):
+    """What a store does for `claim_within_controls`, inside its claim's transaction."""
+
+    def controls(self) -> list[QueueControls]:
+        """The limited queues' rows (paused, concurrency or rate set)."""
+        ...
+
+    def running(self, queues: Sequence[str]) -> dict[str, int]:
+        """Running jobs per queue, across all daemons."""
+        ...
+
+    def take(self, limit: int, where: QueueFilter, queues: Sequence[str]) -> list[ClaimedJob]:
+        """One claim statement: up to `limit` due jobs of all queues, of `queues`, or of all
+        but `queues`."""
+        ...
+
+    def set_tat(self, queue: str, tat: float) -> None: ...
+
+
+def claim_within_controls(
+    steps: ClaimSteps,
+    listened: Sequence[str],
+    caps: Mapping[str, int],
+    limit: int,
+    now: float,
+) -> tuple[list[ClaimedJob], float | None, bool]:
+    """The claim every store runs: the jobs, when a rate limit next frees a start (seconds; None
+    if none held a queue back), and whether a concurrency limit held the claim back."""
+    if limit <= 0:
+        return [], None, False
+    controls = steps.controls()
+    if not controls and not caps:  # the common case: one statement, as before queues
+        return steps.take(limit, "in" if listened else "all", listened), None, False
+    running = steps.running([c.name for c in controls if c.concurrency is not None])
+    plan = plan_claim(controls, running, listened, caps, now)
+    tats = {c.name: c.rate_tat for c in controls}
+    claimed: list[ClaimedJob] = []
+    taken: dict[str, int] = {}
+    for name, allowed in plan.capped:
+        wanted = min(allowed, limit - len(claimed))
+        if wanted <= 0:
+            break
+        got = steps.take(wanted, "in", (name,))
+        rate = plan.rated.get(name)
+        if rate is not None and got:
+            steps.set_tat(name, rate.advance(tats[name], now, len(got)))
+        claimed += got
+        taken[name] = len(got)
+    rest = limit - len(claimed)
+    if rest > 0 and plan.rest:
+        if plan.only is not None:
+            claimed += steps.take(rest, "in", plan.only)
+        else:
+            claimed += steps.take(rest, "not in" if plan.excluded else "all", plan.excluded)
+    return claimed, plan.wake_in, plan.held(taken)
 
 
 def format_rate(rate: Rate | None) -> str:

@@ -12,6 +12,7 @@ import click
 from durableq.db.records import Stats, WorkerInfo
 from durableq.durations import format_duration
 from durableq.jobs import Job, JobError, JobStatus
+from durableq.views import iso
 
 STATUS_COLOURS = {
     JobStatus.PENDING: "cyan",
@@ -20,10 +21,6 @@ STATUS_COLOURS = {
     JobStatus.FAILED: "red",
     JobStatus.CANCELED: "magenta",
 }
-
-
-def iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
 def job_json(job: Job, errors: Sequence[JobError] | None = None) -> dict[str, Any]:

@@ -1,11 +1,10 @@
-"""The claim in SQLAlchemy Core (PostgreSQL's path): one UPDATE per queue share, in the
-caller's transaction, within every queue's controls. SQLite's hot path (db/fastpath.py) runs the
-same plan in plain DBAPI; the repository tests hold both to one behaviour.
+"""The claim's statements in SQLAlchemy Core (PostgreSQL's path), for the one claim procedure
+both stores run (queues.claim_within_controls); SQLite's hot path (db/fastpath.py) gives it the
+same steps in plain DBAPI.
 """
 
 from __future__ import annotations
 
-import functools
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -18,16 +17,17 @@ from durableq.db import queue_ops
 from durableq.db.base import RUNNING, J
 from durableq.db.schema import PENDING_ONLY, UTCDateTime, jobs_table
 from durableq.jobs import ClaimedJob
-from durableq.queues import plan_claim
+from durableq.queues import QueueControls, QueueFilter, claim_within_controls
 
 
 class CoreClaims:
     def __init__(self) -> None:
-        self._claim_all = self._claim_statement(None)
-        self._claim_queues = self._claim_statement("in")
-        self._claim_other_queues = self._claim_statement("not in")
+        self._statements: dict[QueueFilter, Any] = {
+            where: self._claim_statement(where) for where in ("all", "in", "not in")
+        }
 
-    def _claim_statement(self, queue_filter: str | None) -> Any:
+    @staticmethod
+    def _claim_statement(queue_filter: QueueFilter) -> Any:
         now = bindparam("now", type_=UTCDateTime())
         due = select(J.id).where(PENDING_ONLY, J.run_at <= now)
         if queue_filter == "in":
@@ -66,66 +66,48 @@ class CoreClaims:
         now: datetime,
         lease: float,
     ) -> tuple[list[ClaimedJob], float | None, bool]:
-        """The claim within the queues' controls (the same plan as SQLite's hot path)."""
-        if limit <= 0:
-            return [], None, False
-        token = uuid.uuid4().hex
-        take = functools.partial(self._claim_rows, connection, worker_id, token, now, lease)
-        controls = queue_ops.read_controls(connection, queues)
-        if not controls and not caps:
-            return take(limit, "in" if queues else None, queues), None, False
-        capped_globally = [c.name for c in controls if c.concurrency is not None]
-        running = queue_ops.running_counts(connection, capped_globally)
-        plan = plan_claim(controls, running, queues, caps, now.timestamp())
-        claimed: list[ClaimedJob] = []
-        taken: dict[str, int] = {}
-        for name, allowed in plan.capped:
-            wanted = min(allowed, limit - len(claimed))
-            if wanted <= 0:
-                break
-            got = take(wanted, "in", (name,))
-            rate = plan.rated.get(name)
-            if rate is not None and got:
-                tat = next(c.rate_tat for c in controls if c.name == name)
-                queue_ops.set_tat(connection, name, rate.advance(tat, now.timestamp(), len(got)))
-            claimed += got
-            taken[name] = len(got)
-        rest = limit - len(claimed)
-        if rest > 0 and plan.rest:
-            if plan.only is not None:
-                claimed += take(rest, "in", plan.only)
-            elif plan.excluded:
-                claimed += take(rest, "not in", plan.excluded)
-            else:
-                claimed += take(rest, None, ())
-        return claimed, plan.wake_in, plan.held(taken)
+        """The claim within the queues' controls (queues.claim_within_controls)."""
+        steps = _Steps(self._statements, connection, worker_id, queues, now, lease)
+        return claim_within_controls(steps, queues, caps, limit, now.timestamp())
 
-    def _claim_rows(
+
+class _Steps:
+    """One claim's statements (queues.ClaimSteps): one fencing token and lease for all."""
+
+    def __init__(
         self,
+        statements: dict[QueueFilter, Any],
         connection: Connection,
         worker_id: str,
-        token: str,
+        listened: Sequence[str],
         now: datetime,
         lease: float,
-        limit: int,
-        queue_filter: str | None,
-        queues: Sequence[str],
-    ) -> list[ClaimedJob]:
-        params: dict[str, Any] = {
+    ) -> None:
+        self.statements = statements
+        self.connection = connection
+        self.listened = listened
+        self.token = uuid.uuid4().hex
+        self.params: dict[str, Any] = {
             "now": now,
-            "limit": limit,
             "worker_id": worker_id,
-            "token": token,
+            "token": self.token,
             "expires": now + timedelta(seconds=lease),
         }
-        statement = {
-            None: self._claim_all,
-            "in": self._claim_queues,
-            "not in": self._claim_other_queues,
-        }[queue_filter]
-        if queue_filter is not None:
+
+    def controls(self) -> list[QueueControls]:
+        return queue_ops.read_controls(self.connection, self.listened)
+
+    def running(self, queues: Sequence[str]) -> dict[str, int]:
+        return queue_ops.running_counts(self.connection, queues)
+
+    def set_tat(self, queue: str, tat: float) -> None:
+        queue_ops.set_tat(self.connection, queue, tat)
+
+    def take(self, limit: int, where: QueueFilter, queues: Sequence[str]) -> list[ClaimedJob]:
+        params = {**self.params, "limit": limit}
+        if where != "all":
             params["queues"] = list(queues)
-        rows = connection.execute(statement, params).all()
+        rows = self.connection.execute(self.statements[where], params).all()
         return [
             ClaimedJob(
                 id=row.id,
@@ -135,7 +117,7 @@ class CoreClaims:
                 attempt=row.attempts,
                 max_attempts=row.max_attempts,
                 timeout=row.timeout,
-                lease_token=token,
+                lease_token=self.token,
             )
             for row in rows
         ]

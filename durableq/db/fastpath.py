@@ -37,7 +37,7 @@ from durableq.db.sqlite_sql import (
 )
 from durableq.jobs import ClaimedJob, NewJob
 from durableq.outcomes import Finish
-from durableq.queues import plan_claim
+from durableq.queues import QueueControls, QueueFilter, claim_within_controls
 
 
 class SqliteHotPath:
@@ -118,57 +118,15 @@ class SqliteHotPath:
                 rows = connection.execute(RENEW, (expires, worker_id)).fetchall()
                 renewed = {job_id: token for job_id, token in rows}
                 connection.execute(BEAT, (stamp, worker_id))
-            claimed, wake_in, held = self._claim(
-                connection, worker_id, queues, caps or {}, limit, now, stamp, lease
+            expires = timestamp(now + timedelta(seconds=lease))
+            claimed, wake_in, held = claim_within_controls(
+                _Claim(connection, worker_id, stamp, expires),
+                queues,
+                caps or {},
+                limit,
+                now.timestamp(),
             )
         return Turn(stale, claimed, renewed, wake_in, held)
-
-    def _claim(
-        self,
-        connection: sqlite3.Connection,
-        worker_id: str,
-        queues: Sequence[str],
-        caps: Mapping[str, int],
-        limit: int,
-        now: datetime,
-        stamp: str,
-        lease: float,
-    ) -> tuple[list[ClaimedJob], float | None, bool]:
-        """Claim up to `limit` due jobs within every queue's controls; also returns when a
-        rate limit next frees a start (seconds), if one held a queue back."""
-        if limit <= 0:
-            return [], None, False
-        claim = _Claim(connection, worker_id, stamp, timestamp(now + timedelta(seconds=lease)))
-        controls = read_controls(connection)
-        if not controls and not caps:  # the common case: one statement, as before queues
-            if queues:
-                return claim.take(limit, "AND queue IN ({})", queues), None, False
-            return claim.take(limit, "", ()), None, False
-        capped_globally = [c.name for c in controls if c.concurrency is not None]
-        running = running_counts(connection, capped_globally)
-        plan = plan_claim(controls, running, queues, caps, now.timestamp())
-        claimed: list[ClaimedJob] = []
-        taken: dict[str, int] = {}
-        for name, allowed in plan.capped:
-            take = min(allowed, limit - len(claimed))
-            if take <= 0:
-                break
-            got = claim.take(take, "AND queue IN ({})", (name,))
-            rate = plan.rated.get(name)
-            if rate is not None and got:
-                tat = next(c.rate_tat for c in controls if c.name == name)
-                set_tat(connection, name, rate.advance(tat, now.timestamp(), len(got)))
-            claimed += got
-            taken[name] = len(got)
-        rest = limit - len(claimed)
-        if rest > 0 and plan.rest:
-            if plan.only is not None:
-                claimed += claim.take(rest, "AND queue IN ({})", plan.only)
-            elif plan.excluded:
-                claimed += claim.take(rest, "AND queue NOT IN ({})", plan.excluded)
-            else:
-                claimed += claim.take(rest, "", ())
-        return claimed, plan.wake_in, plan.held(taken)
 
     @staticmethod
     def _finish(
@@ -200,8 +158,16 @@ class SqliteHotPath:
         return stale
 
 
+_WHERE: dict[QueueFilter, str] = {
+    "all": "",
+    "in": "AND queue IN ({})",
+    "not in": "AND queue NOT IN ({})",
+}
+
+
 class _Claim:
-    """One claim's statements: every one hands out the same fencing token and lease."""
+    """One claim's statements (queues.ClaimSteps): every one hands out the same fencing token
+    and lease."""
 
     def __init__(
         self, connection: sqlite3.Connection, worker_id: str, stamp: str, expires: str
@@ -210,9 +176,18 @@ class _Claim:
         self.token = uuid.uuid4().hex
         self.head: list[Any] = [stamp, worker_id, self.token, expires]
 
-    def take(self, limit: int, where: str, queues: Sequence[str]) -> list[ClaimedJob]:
+    def controls(self) -> list[QueueControls]:
+        return read_controls(self.connection)
+
+    def running(self, queues: Sequence[str]) -> dict[str, int]:
+        return running_counts(self.connection, queues)
+
+    def set_tat(self, queue: str, tat: float) -> None:
+        set_tat(self.connection, queue, tat)
+
+    def take(self, limit: int, where: QueueFilter, queues: Sequence[str]) -> list[ClaimedJob]:
         marks = ", ".join(f"?{6 + i}" for i in range(len(queues)))
-        sql = CLAIM.format(queues=where.format(marks))
+        sql = CLAIM.format(queues=_WHERE[where].format(marks))
         rows = self.connection.execute(sql, [*self.head, limit, *queues]).fetchall()
         token = self.token
         return [

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, case, literal, or_, select, update
+from sqlalchemy import case, literal, or_, select, update
 
 from durableq.db.base import RepositoryBase
 from durableq.db.schema import leadership_table
@@ -66,13 +66,3 @@ class LeadershipOps(RepositoryBase):
         if row is None or row.holder is None or row.expires_at is None or row.expires_at < now:
             return None
         return Leader(row.holder, int(row.term), row.elected_at, row.expires_at)
-
-
-def still_leads(connection: Connection, worker_id: str, term: int, now: datetime) -> bool:
-    """Inside a leader-only write transaction: the fence (the lead is still this term's)."""
-    row = connection.execute(
-        select(L.term).where(
-            and_(L.name == LEADER, L.holder == worker_id, L.term == term, L.expires_at >= now)
-        )
-    ).first()
-    return row is not None

@@ -76,9 +76,7 @@ def read_controls(connection: Connection, listened: Sequence[str]) -> list[Queue
             name=row.name,
             paused=row.paused_at is not None,
             concurrency=row.concurrency,
-            rate=None
-            if row.rate_count is None
-            else Rate(row.rate_count, row.rate_period, row.rate_burst or row.rate_count),
+            rate=Rate.from_columns(row.rate_count, row.rate_period, row.rate_burst),
             rate_tat=row.rate_tat,
         )
         for row in rows
@@ -190,8 +188,8 @@ class QueueOps(RepositoryBase):
                     concurrency=None if row is None else row.concurrency,
                     max_pending=None if row is None else row.max_pending,
                     rate=None
-                    if row is None or row.rate_count is None
-                    else Rate(row.rate_count, row.rate_period, row.rate_burst or row.rate_count),
+                    if row is None
+                    else Rate.from_columns(row.rate_count, row.rate_period, row.rate_burst),
                     pending=tallies[name].get(PENDING, 0),
                     running=tallies[name].get(RUNNING, 0),
                     oldest_due_wait=wait,

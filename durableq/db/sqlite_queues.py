@@ -55,7 +55,7 @@ def read_controls(connection: sqlite3.Connection) -> list[QueueControls]:
             name=name,
             paused=bool(paused),
             concurrency=concurrency,
-            rate=None if count is None else Rate(count, period, burst or count),
+            rate=Rate.from_columns(count, period, burst),
             rate_tat=tat,
         )
         for name, paused, concurrency, count, period, burst, tat in connection.execute(CONTROLS)
