@@ -4,9 +4,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from durableq.errors import DurableqError
-from durableq.handlers import JobCancelled, JobContext, Registry
-from durableq.jobs import Job, JobStatus
+from durableq.core.errors import (
+    DatabaseBusy,
+    DatabaseError,
+    DurableqError,
+    HandlerNotFound,
+    InvalidInput,
+    InvalidTransition,
+    JobNotFound,
+    QueueFull,
+    SchemaOutdated,
+    SchemaTooNew,
+)
+from durableq.core.jobs import Job, JobStatus
+from durableq.handlers.registry import JobCancelled, JobContext, Registry
 
 if TYPE_CHECKING:
     from durableq.client import Client
@@ -15,12 +26,21 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Client",
+    "DatabaseBusy",
+    "DatabaseError",
     "DurableqError",
+    "HandlerNotFound",
+    "InvalidInput",
+    "InvalidTransition",
     "Job",
     "JobCancelled",
     "JobContext",
+    "JobNotFound",
     "JobStatus",
+    "QueueFull",
     "Registry",
+    "SchemaOutdated",
+    "SchemaTooNew",
     "__version__",
 ]
 

@@ -10,23 +10,23 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from durableq.builder import (
+from durableq.core.builder import (
     Clock,
     JobBuilder,
     parse_job_id,
     parse_status,
     utc_now,
 )
-from durableq.config import Settings, database_url
-from durableq.db import migrate
-from durableq.db.changes import wait_for_change
-from durableq.db.engine import enable_wal, make_engine, sqlite_path
-from durableq.db.leadership import Leader
-from durableq.db.queue_ops import UNSET
-from durableq.db.repository import JobFilter, Repository, Stats, WorkerInfo
-from durableq.errors import DatabaseBusy, DatabaseError, InvalidInput
-from durableq.jobs import TERMINAL_STATUSES, Job, JobError, JobStatus, NewJob
-from durableq.queues import QueueInfo, Rate, parse_queue_name, parse_rate
+from durableq.core.config import Settings, database_url
+from durableq.core.errors import DatabaseBusy, DatabaseError, InvalidInput
+from durableq.core.jobs import TERMINAL_STATUSES, Job, JobError, JobStatus, NewJob
+from durableq.core.queues import QueueInfo, Rate, parse_queue_name, parse_rate
+from durableq.store import migrate
+from durableq.store.changes import wait_for_change
+from durableq.store.core.leadership import Leader
+from durableq.store.core.queues import UNSET
+from durableq.store.core.repository import JobFilter, Repository, Stats, WorkerInfo
+from durableq.store.engine import enable_wal, make_engine, sqlite_path
 
 # The builder's names too: `from durableq.client import ...` is the library's one import.
 __all__ = ["Client", "Clock", "JobBuilder", "parse_job_id", "parse_status", "utc_now"]

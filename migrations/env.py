@@ -8,9 +8,9 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import Connection
 
-from durableq.config import Settings, database_url
-from durableq.db.engine import make_engine
-from durableq.db.schema import Base
+from durableq.core.config import Settings, database_url
+from durableq.store.engine import make_engine
+from durableq.store.schema import Base
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from durableq.client import Client
-from durableq.config import Settings, database_url
+from durableq.core.config import Settings, database_url
 
 POSTGRES_URL = os.environ.get(
     "DURABLEQ_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

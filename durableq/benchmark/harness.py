@@ -15,8 +15,8 @@ from types import TracebackType
 
 import durableq
 from durableq.client import Client
-from durableq.config import Settings, database_url
-from durableq.errors import DurableqError
+from durableq.core.config import Settings, database_url
+from durableq.core.errors import DurableqError
 
 Progress = Callable[[str], None]
 CHUNK = 10_000  # jobs per enqueue_many call when preparing a workload

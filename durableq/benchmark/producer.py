@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 
 from durableq.client import Client
-from durableq.config import Settings
+from durableq.core.config import Settings
 
 
 def produce(client: Client, count: int, interval: float, seconds: float) -> int:

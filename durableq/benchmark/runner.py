@@ -17,7 +17,7 @@ import durableq
 from durableq.benchmark import latency, store, throughput
 from durableq.benchmark.harness import Bench, Progress
 from durableq.benchmark.report import Report
-from durableq.errors import InvalidInput
+from durableq.core.errors import InvalidInput
 
 SECTIONS = (
     "enqueue",

@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from durableq.benchmark.harness import Bench
 from durableq.benchmark.report import Report, rate
 from durableq.benchmark.throughput import Sizes
-from durableq.config import Settings
-from durableq.db.repository import Repository
-from durableq.outcomes import Outcome, OutcomeKind, resolve
+from durableq.core.config import Settings
+from durableq.core.outcomes import Outcome, OutcomeKind, resolve
+from durableq.store.core.repository import Repository
 
 BATCHES = (1, 50)
 

@@ -12,7 +12,7 @@ import click
 
 from durableq import __version__
 from durableq.cli.app import App, db_option
-from durableq.errors import DurableqError
+from durableq.core.errors import DurableqError
 
 F = TypeVar("F", bound=Callable[..., Any])
 

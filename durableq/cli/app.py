@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from durableq.builder import JobBuilder, utc_now
-from durableq.config import Settings
-from durableq.db.quick import enqueue_quickly
-from durableq.jobs import NewJob
+from durableq.core.builder import JobBuilder, utc_now
+from durableq.core.config import Settings
+from durableq.core.jobs import NewJob
+from durableq.store.sqlite.enqueue import enqueue_quickly
 
 if TYPE_CHECKING:
     from durableq.client import Client

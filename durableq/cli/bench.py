@@ -12,7 +12,7 @@ import click
 
 from durableq.benchmark import SECTIONS, BenchOptions, run_benchmark
 from durableq.cli.output import echo_json
-from durableq.errors import DurableqError
+from durableq.core.errors import DurableqError
 
 
 class Terminated(DurableqError):

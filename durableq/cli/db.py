@@ -9,10 +9,10 @@ import click
 from sqlalchemy import Engine
 
 from durableq.cli.app import app, db_option
-from durableq.config import Settings
-from durableq.db import migrate
-from durableq.db.engine import enable_wal, make_engine, sqlite_path
-from durableq.errors import DatabaseError
+from durableq.core.config import Settings
+from durableq.core.errors import DatabaseError
+from durableq.store import migrate
+from durableq.store.engine import enable_wal, make_engine, sqlite_path
 
 
 @click.group()

@@ -9,7 +9,6 @@ from typing import IO, Any, TextIO, cast
 
 import click
 
-from durableq.builder import JobBuilder
 from durableq.cli import params
 from durableq.cli.app import app, db_option
 from durableq.cli.output import (
@@ -20,9 +19,10 @@ from durableq.cli.output import (
     stats_json,
     stats_table,
 )
-from durableq.errors import InvalidInput
-from durableq.jobs import JobStatus, NewJob
-from durableq.payloads import encode_payload, parse_payload
+from durableq.core.builder import JobBuilder
+from durableq.core.errors import InvalidInput
+from durableq.core.jobs import JobStatus, NewJob
+from durableq.core.payloads import encode_payload, parse_payload
 
 BATCH_PROGRESS_MIN = 1000
 

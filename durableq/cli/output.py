@@ -9,10 +9,10 @@ from typing import Any
 
 import click
 
-from durableq.db.records import Stats, WorkerInfo
-from durableq.durations import format_duration
-from durableq.jobs import Job, JobError, JobStatus
-from durableq.views import iso
+from durableq.core.durations import format_duration
+from durableq.core.jobs import Job, JobError, JobStatus
+from durableq.core.views import iso
+from durableq.store.records import Stats, WorkerInfo
 
 STATUS_COLOURS = {
     JobStatus.PENDING: "cyan",

@@ -11,11 +11,11 @@ from typing import Any, TypeVar
 
 import click
 
-from durableq.builder import parse_job_id, parse_status
-from durableq.durations import parse_duration, parse_instant
-from durableq.errors import InvalidInput
-from durableq.jobs import JobStatus
-from durableq.queues import parse_queue_name, parse_worker_queue
+from durableq.core.builder import parse_job_id, parse_status
+from durableq.core.durations import parse_duration, parse_instant
+from durableq.core.errors import InvalidInput
+from durableq.core.jobs import JobStatus
+from durableq.core.queues import parse_queue_name, parse_worker_queue
 
 T = TypeVar("T")
 

@@ -9,9 +9,9 @@ import click
 from durableq.cli import params
 from durableq.cli.app import app, db_option
 from durableq.cli.output import echo_json, table
-from durableq.durations import format_duration
-from durableq.queues import QueueInfo, format_rate, parse_limit, parse_rate
-from durableq.views import queue_json
+from durableq.core.durations import format_duration
+from durableq.core.queues import QueueInfo, format_rate, parse_limit, parse_rate
+from durableq.core.views import queue_json
 
 
 @click.command()

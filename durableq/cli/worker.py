@@ -8,11 +8,11 @@ from dataclasses import replace
 
 import click
 
-from durableq import logs
 from durableq.cli import params
 from durableq.cli.app import app, db_option
 from durableq.cli.output import echo_json, worker_json, workers_table
-from durableq.handlers import build_registry, load_registry
+from durableq.handlers.registry import build_registry, load_registry
+from durableq.worker import logs
 
 
 @click.group()
@@ -88,8 +88,8 @@ def start(
 ) -> None:
     """Start a worker daemon: SIGTERM or SIGINT drains it, a second one stops it at once."""
     from durableq.client import Client
-    from durableq.daemon import Worker
-    from durableq.dispatcher import WorkerOptions
+    from durableq.worker.daemon import Worker
+    from durableq.worker.dispatcher import WorkerOptions
 
     logs.configure(log_level, log_format)
     # Like `python -m`, let `--app tasks:registry` find tasks.py in the current directory.

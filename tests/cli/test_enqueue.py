@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from durableq.client import Client
-from durableq.errors import InvalidInput
-from durableq.jobs import Job
+from durableq.core.errors import InvalidInput
+from durableq.core.jobs import Job
 from tests.cli.conftest import Invoke
 from tests.support.seeded import content_hash
 

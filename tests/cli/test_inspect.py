@@ -15,7 +15,7 @@ import pytest
 from durableq import __version__
 from durableq.cli import cli
 from durableq.client import Client
-from durableq.db.revision import HEAD_REVISION
+from durableq.store.revision import HEAD_REVISION
 from tests.cli.conftest import Invoke
 from tests.support.seeded import CANCELED, COMPLETED, FAILED, PENDING, RUNNING, content_hash
 

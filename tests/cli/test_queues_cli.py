@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from durableq.errors import QueueFull
+from durableq.core.errors import QueueFull
 from tests.cli.conftest import Invoke
 
 

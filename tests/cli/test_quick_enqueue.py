@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from durableq.client import Client
-from durableq.db.revision import HEAD_REVISION
-from durableq.jobs import JobStatus
+from durableq.core.jobs import JobStatus
+from durableq.store.revision import HEAD_REVISION
 from tests.support.processes import environment
 
 

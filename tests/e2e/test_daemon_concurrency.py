@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from durableq.client import Client
-from durableq.jobs import JobStatus
+from durableq.core.jobs import JobStatus
 from tests.support.daemons import Daemons
 from tests.support.processes import wait_until
 

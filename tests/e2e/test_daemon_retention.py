@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from durableq.client import Client
-from durableq.jobs import JobStatus
+from durableq.core.jobs import JobStatus
 from tests.support.daemons import Daemons
 from tests.support.factories import insert_jobs
 

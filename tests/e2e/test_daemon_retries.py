@@ -7,7 +7,7 @@ from itertools import pairwise
 from pathlib import Path
 
 from durableq.client import Client
-from durableq.jobs import JobStatus
+from durableq.core.jobs import JobStatus
 from tests.support.daemons import Daemons, wait_for_status
 from tests.support.processes import run_cli
 

@@ -7,7 +7,7 @@ import signal
 from pathlib import Path
 
 from durableq.client import Client
-from durableq.jobs import JobStatus
+from durableq.core.jobs import JobStatus
 from tests.support.daemons import Daemons, wait_for_status
 
 SHUTDOWN_TIMEOUT = 1.0

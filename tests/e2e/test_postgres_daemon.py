@@ -5,8 +5,8 @@ from __future__ import annotations
 import signal
 
 from durableq.client import Client
-from durableq.config import Settings
-from durableq.jobs import JobStatus
+from durableq.core.config import Settings
+from durableq.core.jobs import JobStatus
 from tests.support.daemons import Daemons, wait_for_status
 from tests.support.processes import run_cli, stop
 

@@ -6,7 +6,7 @@ import itertools
 from pathlib import Path
 
 from durableq.client import Client
-from durableq.jobs import JobStatus
+from durableq.core.jobs import JobStatus
 from tests.support.daemons import Daemons, wait_for_status
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from durableq.client import Client
-from durableq.config import Settings, database_url
+from durableq.core.config import Settings, database_url
 
 
 @pytest.fixture(scope="session")

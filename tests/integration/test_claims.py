@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from durableq.client import Client
-from durableq.jobs import JobStatus, NewJob
+from durableq.core.jobs import JobStatus, NewJob
 from tests.support.factories import at
 from tests.support.processes import REPO, environment, wait_until
 

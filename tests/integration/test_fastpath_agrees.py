@@ -13,8 +13,8 @@ from pathlib import Path
 from sqlalchemy import insert
 
 from durableq.client import Client
-from durableq.db.fastpath import TIMESTAMP_FORMAT, timestamp
-from durableq.db.schema import jobs_table
+from durableq.store.schema import jobs_table
+from durableq.store.sqlite.hotpath import TIMESTAMP_FORMAT, timestamp
 
 
 def _raw_rows(path: Path) -> list[tuple[object, ...]]:

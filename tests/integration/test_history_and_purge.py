@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from durableq.client import Client
-from durableq.db import upkeep
-from durableq.errors import InvalidTransition
-from durableq.jobs import Action, JobStatus, NewJob
-from durableq.outcomes import Finish
+from durableq.core.errors import InvalidTransition
+from durableq.core.jobs import Action, JobStatus, NewJob
+from durableq.core.outcomes import Finish
+from durableq.store.core import upkeep
 from tests.support.factories import (
     at,
     error_count,

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from durableq.client import Client
-from durableq.config import Settings
-from durableq.leader import Leadership
-from durableq.services import ServiceRunner
+from durableq.core.config import Settings
+from durableq.worker.services.leader import Leadership
+from durableq.worker.services.runner import ServiceRunner
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 

@@ -10,10 +10,10 @@ from datetime import timedelta
 import pytest
 
 from durableq.client import Client
-from durableq.db.records import WorkerInfo
-from durableq.db.schema import jobs_table
-from durableq.jobs import Action, ClaimedJob, JobStatus, NewJob
-from durableq.outcomes import Finish
+from durableq.core.jobs import Action, ClaimedJob, JobStatus, NewJob
+from durableq.core.outcomes import Finish
+from durableq.store.records import WorkerInfo
+from durableq.store.schema import jobs_table
 from tests.support.factories import at, error_count, insert_job, raw_row
 
 LEASE = 30.0

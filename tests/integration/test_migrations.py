@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import inspect
 
 from durableq.client import Client
-from durableq.config import Settings, database_url
-from durableq.db import migrate
-from durableq.db.engine import make_engine
-from durableq.errors import DatabaseError, SchemaOutdated, SchemaTooNew
+from durableq.core.config import Settings, database_url
+from durableq.core.errors import DatabaseError, SchemaOutdated, SchemaTooNew
+from durableq.store import migrate
+from durableq.store.engine import make_engine
 from tests.support.processes import REPO, environment, run_cli
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import text
 
 from durableq.client import Client
-from durableq.jobs import JobStatus, NewJob
+from durableq.core.jobs import JobStatus, NewJob
 from tests.support.factories import at
 from tests.support.processes import wait_until
 

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import event
 
 from durableq.client import Client
-from durableq.config import Settings
-from durableq.errors import InvalidInput
-from durableq.jobs import JobStatus
-from durableq.maintenance import Pruner
+from durableq.core.config import Settings
+from durableq.core.errors import InvalidInput
+from durableq.core.jobs import JobStatus
+from durableq.worker.maintenance import Pruner
 from tests.support.factories import at, insert_jobs
 
 HOUR, DAY = 3600.0, 86400.0

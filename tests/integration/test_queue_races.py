@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import text
 
 from durableq.client import Client
-from durableq.errors import QueueFull
-from durableq.jobs import Action, JobStatus
-from durableq.outcomes import Finish
+from durableq.core.errors import QueueFull
+from durableq.core.jobs import Action, JobStatus
+from durableq.core.outcomes import Finish
 
 THREADS = 6
 LATER = datetime.now(UTC) + timedelta(hours=1)  # claims see every job as due

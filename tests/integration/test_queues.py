@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from durableq.client import Client
-from durableq.errors import InvalidInput, QueueFull
-from durableq.jobs import Action, ClaimedJob, JobStatus
-from durableq.outcomes import Finish
+from durableq.core.errors import InvalidInput, QueueFull
+from durableq.core.jobs import Action, ClaimedJob, JobStatus
+from durableq.core.outcomes import Finish
 
 LEASE = 30.0
 # Claims happen "later" than the enqueues, which use the real clock.

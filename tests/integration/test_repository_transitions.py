@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from durableq.client import Client
-from durableq.db.repository import Repository
-from durableq.errors import InvalidTransition
-from durableq.jobs import TERMINAL_STATUSES, TRANSITIONS, Action, JobStatus
-from durableq.outcomes import Finish
+from durableq.core.errors import InvalidTransition
+from durableq.core.jobs import TERMINAL_STATUSES, TRANSITIONS, Action, JobStatus
+from durableq.core.outcomes import Finish
+from durableq.store.core.repository import Repository
 from tests.support.factories import at, insert_job, raw_row
 
 FINISH_ACTIONS = [

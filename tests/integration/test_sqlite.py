@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import Engine, event
 
 from durableq.client import Client
-from durableq.config import Settings
-from durableq.db.engine import READ_ONLY
-from durableq.jobs import JobStatus, NewJob
+from durableq.core.config import Settings
+from durableq.core.jobs import JobStatus, NewJob
+from durableq.store.engine import READ_ONLY
 from tests.support.factories import at, insert_jobs
 
 PRAGMAS = ("journal_mode", "foreign_keys", "busy_timeout", "synchronous")

@@ -10,11 +10,11 @@ from alembic import command
 from alembic.config import Config
 
 from durableq.client import Client
-from durableq.config import Settings, database_url
-from durableq.db import migrate
-from durableq.db.engine import make_engine
-from durableq.db.records import WorkerInfo
-from durableq.jobs import JobStatus
+from durableq.core.config import Settings, database_url
+from durableq.core.jobs import JobStatus
+from durableq.store import migrate
+from durableq.store.engine import make_engine
+from durableq.store.records import WorkerInfo
 from tests.support.processes import run_cli
 
 

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from durableq.client import Client
-from durableq.errors import (
+from durableq.core.errors import (
     DatabaseError,
     DurableqError,
     InvalidInput,

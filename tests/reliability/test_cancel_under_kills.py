@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from durableq.client import Client
-from durableq.errors import InvalidTransition
+from durableq.core.errors import InvalidTransition
 from tests.reliability.battery import (
     TEST_TIMEOUT,
     Figures,

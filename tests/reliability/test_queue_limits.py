@@ -127,7 +127,7 @@ def test_a_rate_limit_holds_across_daemons_and_costs_no_attempts(
 PRODUCER = """
 import sys
 from durableq.client import Client
-from durableq.errors import QueueFull
+from durableq.core.errors import QueueFull
 accepted = refused = 0
 with Client.open(sys.argv[1]) as client:
     for i in range(int(sys.argv[2])):

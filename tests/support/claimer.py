@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from durableq.client import Client, utc_now
-from durableq.jobs import Action, JobStatus
-from durableq.outcomes import Finish
+from durableq.core.jobs import Action, JobStatus
+from durableq.core.outcomes import Finish
 
 
 def claim_until_empty(database: str, ready: Path, go: Path, batch: int) -> list[int]:

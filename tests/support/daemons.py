@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import Any
 
 from durableq.client import Client
-from durableq.jobs import Job, JobStatus
+from durableq.core.jobs import Job, JobStatus
 from tests.support.processes import environment, start_worker, stop, wait_until
 from tests.support.recorder import read_records
 

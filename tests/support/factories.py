@@ -12,8 +12,8 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select
 
-from durableq.db.schema import job_errors_table, jobs_table
-from durableq.jobs import TERMINAL_STATUSES, JobStatus
+from durableq.core.jobs import TERMINAL_STATUSES, JobStatus
+from durableq.store.schema import job_errors_table, jobs_table
 
 T0 = datetime(2026, 1, 31, 9, 30, 0, 123456, tzinfo=UTC)
 
@@ -114,6 +114,6 @@ def error_count(engine: Engine, job_id: int | None = None) -> int:
 
 
 def _json(value: dict[str, Any]) -> str:
-    from durableq.payloads import encode_payload
+    from durableq.core.payloads import encode_payload
 
     return encode_payload(value)

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from durableq.retry import Backoff
+from durableq.core.retry import Backoff
 
 
 def test_delays_grow_exponentially_without_jitter() -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from durableq.config import Settings, database_url
-from durableq.errors import InvalidInput
-from durableq.retry import Backoff
+from durableq.core.config import Settings, database_url
+from durableq.core.errors import InvalidInput
+from durableq.core.retry import Backoff
 
 
 def test_defaults_are_durable() -> None:

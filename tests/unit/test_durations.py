@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from durableq.durations import format_duration, parse_duration, parse_instant
-from durableq.errors import InvalidInput
+from durableq.core.durations import format_duration, parse_duration, parse_instant
+from durableq.core.errors import InvalidInput
 
 
 @pytest.mark.parametrize(

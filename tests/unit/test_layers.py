@@ -1,48 +1,23 @@
-"""Imports run one way: domain -> persistence -> services -> runtime -> interfaces.
+"""Imports run one way: core -> handlers -> store -> client -> worker -> interfaces.
 
-A module may import from its own layer or a lower one, never a higher one; this reads every
-module's imports (including those inside functions) and holds that.
+The folders are the layers. A module may import from its own layer or a lower one, never a
+higher one; this reads every module's imports (including those inside functions) and holds that.
 """
 
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "durableq"
 
 LAYERS = {
-    "domain": [
-        "durableq.errors",
-        "durableq.jobs",
-        "durableq.retry",
-        "durableq.durations",
-        "durableq.payloads",
-        "durableq.outcomes",
-        "durableq.config",
-        "durableq.handlers",
-        "durableq.builtins",
-        "durableq.builder",
-        "durableq.queues",
-    ],
-    "persistence": ["durableq.db", "durableq._migrations"],
-    "services": [
-        "durableq.client",
-        "durableq.executor",
-        "durableq.leases",
-        "durableq.job_log",
-        "durableq.doorbell",
-        "durableq.logs",
-        "durableq.views",
-        "durableq.events",
-    ],
-    "runtime": [
-        "durableq.services",
-        "durableq.leader",
-        "durableq.dispatcher",
-        "durableq.maintenance",
-        "durableq.daemon",
-    ],
+    "core": ["durableq.core"],
+    "handlers": ["durableq.handlers"],
+    "store": ["durableq.store", "durableq._migrations"],
+    "client": ["durableq.client"],
+    "worker": ["durableq.worker"],
     "interfaces": ["durableq.cli", "durableq.benchmark", "durableq.__main__", "durableq"],
 }
 RANK = {prefix: rank for rank, prefixes in enumerate(LAYERS.values()) for prefix in prefixes}
@@ -82,21 +57,40 @@ def test_no_module_imports_from_a_higher_layer() -> None:
     assert upward == []
 
 
-def test_the_domain_does_no_io() -> None:
+def _every_import(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    plain = {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
+    return plain | {
+        node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    }
+
+
+def test_the_core_does_no_io() -> None:
     forbidden = {"sqlalchemy", "sqlite3", "psycopg", "alembic", "click", "subprocess", "socket"}
-    for module in LAYERS["domain"]:
-        if module == "durableq.builtins":  # the opt-in shell handler runs a program, by design
-            continue
-        path = PACKAGE.parent / (module.replace(".", "/") + ".py")
-        tree = ast.parse(path.read_text())
-        names = {
-            alias.name.split(".")[0]
-            for node in ast.walk(tree)
-            if isinstance(node, ast.Import)
-            for alias in node.names
-        } | {
-            node.module.split(".")[0]
-            for node in ast.walk(tree)
-            if isinstance(node, ast.ImportFrom) and node.module
-        }
-        assert not names & forbidden, f"{module} imports {names & forbidden}"
+    for path in sorted((PACKAGE / "core").rglob("*.py")):
+        names = {name.split(".")[0] for name in _every_import(path)}
+        assert not names & forbidden, f"{_module_name(path)} imports {names & forbidden}"
+
+
+def test_the_sqlite_package_imports_nothing_heavy() -> None:
+    # The CLI's enqueue imports durableq.store.sqlite to stay clear of SQLAlchemy's import cost.
+    for name in ("__init__.py", "statements.py", "queues.py", "enqueue.py"):
+        imported = _every_import(PACKAGE / "store" / "sqlite" / name)
+        heavy = {m for m in imported if m.split(".")[0] in {"sqlalchemy", "alembic"}}
+        assert not heavy, f"store/sqlite/{name} imports {heavy}"
+
+
+def test_no_module_is_over_400_lines() -> None:
+    long = {
+        _module_name(path): n
+        for path in PACKAGE.rglob("*.py")
+        if (n := len(path.read_text().splitlines())) > 400
+    }
+    assert long == {}
+
+
+def test_every_package_ships_in_the_wheel() -> None:
+    pyproject = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())
+    listed = set(pyproject["tool"]["setuptools"]["packages"])
+    found = {_module_name(init) for init in PACKAGE.rglob("__init__.py")}
+    assert found - listed == set()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 import time
 
-from durableq.executor import Execution, StopReason
-from durableq.jobs import ClaimedJob
-from durableq.leases import StopSignal
+from durableq.core.jobs import ClaimedJob
+from durableq.worker.executor import Execution, StopReason
+from durableq.worker.leases import StopSignal
 
 
 def _execution() -> Execution:
@@ -72,9 +72,9 @@ def test_a_cancel_outranks_a_lapse() -> None:
 
 
 def test_a_handler_is_never_started_on_a_lapsed_lease() -> None:
-    from durableq.executor import Executor
-    from durableq.handlers import Registry
-    from durableq.outcomes import OutcomeKind
+    from durableq.core.outcomes import OutcomeKind
+    from durableq.handlers.registry import Registry
+    from durableq.worker.executor import Executor
 
     ran: list[int] = []
     registry = Registry()

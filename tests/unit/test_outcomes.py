@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from durableq.jobs import TRANSITIONS, Action, ClaimedJob, JobStatus
-from durableq.outcomes import Outcome, OutcomeKind, resolve
-from durableq.retry import Backoff
+from durableq.core.jobs import TRANSITIONS, Action, ClaimedJob, JobStatus
+from durableq.core.outcomes import Outcome, OutcomeKind, resolve
+from durableq.core.retry import Backoff
 
 NOW = datetime(2026, 1, 31, 9, 30, tzinfo=UTC)
 BACKOFF = Backoff(base=2, factor=3, cap=100, jitter=0)

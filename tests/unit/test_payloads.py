@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from durableq import payloads
-from durableq.errors import InvalidInput
+from durableq.core import payloads
+from durableq.core.errors import InvalidInput
 
 
 def test_object_payload_is_encoded_compactly() -> None:

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from durableq.errors import InvalidInput
-from durableq.queues import (
+from durableq.core.errors import InvalidInput
+from durableq.core.queues import (
     QueueControls,
     Rate,
     parse_limit,

@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
-from durableq.errors import InvalidTransition
-from durableq.jobs import (
+from durableq.core.errors import InvalidTransition
+from durableq.core.jobs import (
     TERMINAL_STATUSES,
     TRANSITIONS,
     Action,

@@ -1,0 +1,115 @@
+"""What running a job produced, and the state change that follows from it. Pure."""
+
+from __future__ import annotations
+
+import enum
+import random
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from durableq.core.jobs import Action, ClaimedJob, JobStatus
+from durableq.core.retry import Backoff
+
+
+class OutcomeKind(enum.StrEnum):
+    SUCCEEDED = "succeeded"
+    RAISED = "raised"
+    TIMED_OUT = "timed out"
+    CANCELED = "canceled"  # the job was canceled while it ran
+    INTERRUPTED = "interrupted"  # the daemon is shutting down: give the job back
+    LAPSED = "lease lapsed"  # stopped because its lease could not be renewed in time
+
+
+@dataclass(frozen=True)
+class Outcome:
+    job: ClaimedJob
+    kind: OutcomeKind
+    duration: float
+    result_json: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+
+
+@dataclass(frozen=True)
+class Finish:
+    """One guarded state change for the repository to write."""
+
+    job_id: int
+    lease_token: str
+    action: Action
+    status: JobStatus
+    attempt: int
+    finished: bool
+    run_at: datetime | None = None
+    result_json: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+    attempt_delta: int = 0
+
+
+def resolve(outcome: Outcome, now: datetime, backoff: Backoff, rng: random.Random) -> Finish:
+    job = outcome.job
+    if outcome.kind is OutcomeKind.SUCCEEDED:
+        return Finish(
+            job.id,
+            job.lease_token,
+            action=Action.COMPLETE,
+            status=JobStatus.COMPLETED,
+            attempt=job.attempt,
+            finished=True,
+            result_json=outcome.result_json,
+        )
+    if outcome.kind is OutcomeKind.CANCELED:
+        return Finish(
+            job.id,
+            job.lease_token,
+            action=Action.ACKNOWLEDGE_CANCEL,
+            status=JobStatus.CANCELED,
+            attempt=job.attempt,
+            finished=True,
+            result_json=outcome.result_json,
+        )
+    if outcome.kind is OutcomeKind.INTERRUPTED:
+        return Finish(
+            job.id,
+            job.lease_token,
+            action=Action.RELEASE,
+            status=JobStatus.PENDING,
+            attempt=job.attempt,
+            finished=False,
+            run_at=now,
+            attempt_delta=-1,
+        )
+    if outcome.kind is OutcomeKind.LAPSED:
+        # Like a rescue: the attempt counts, and the job is due again at once (no back-off:
+        # the job did not fail, its worker could not keep hold of it).
+        lapsed = failure(job, now, backoff, rng, outcome.error or "lease lapsed")
+        return replace(lapsed, run_at=now) if lapsed.run_at is not None else lapsed
+    return failure(job, now, backoff, rng, outcome.error or "failed", outcome.traceback)
+
+
+def failure(
+    job: ClaimedJob,
+    now: datetime,
+    backoff: Backoff,
+    rng: random.Random,
+    error: str,
+    traceback: str | None = None,
+) -> Finish:
+    """A failed attempt: retried after the backoff, or failed for good when none are left."""
+    if job.attempt >= job.max_attempts:
+        action, status, run_at = Action.FAIL, JobStatus.FAILED, None
+    else:
+        action, status = Action.RETRY_LATER, JobStatus.PENDING
+        run_at = now + timedelta(seconds=backoff.delay(job.attempt, rng))
+    return Finish(
+        job.id,
+        job.lease_token,
+        action=action,
+        status=status,
+        attempt=job.attempt,
+        finished=run_at is None,
+        run_at=run_at,
+        error=error,
+        traceback=traceback,
+    )

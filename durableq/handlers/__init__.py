@@ -1,0 +1,1 @@
+"""What user code fills: the handler registry, the context a handler receives, builtins."""

@@ -1,0 +1,1 @@
+"""Persistence: the schema, migrations and engines, and one store per dialect."""

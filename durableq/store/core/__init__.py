@@ -1,0 +1,1 @@
+"""Operations written once in SQLAlchemy Core, rendered for each dialect."""

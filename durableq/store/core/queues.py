@@ -1,0 +1,218 @@
+"""Queues in SQLAlchemy Core: their rows, their controls, backpressure and the controlled claim.
+
+Managing queues (pause, resume, set, list) goes through here on every dialect. The claim and
+the enqueue checks go through here on PostgreSQL; SQLite's hot path has the same logic in plain
+DBAPI (db/sqlite_queues.py), and the shared conformance tests run both. On PostgreSQL the rows
+of controlled queues are locked (FOR UPDATE) before counting, so two daemons' claims, or two
+producers' enqueues, cannot both see room that only one of them may take.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from durableq.core.errors import InvalidInput, QueueFull
+from durableq.core.jobs import NewJob
+from durableq.core.queues import QueueControls, QueueInfo, Rate
+from durableq.store.core.base import PENDING, RUNNING, J, RepositoryBase
+from durableq.store.schema import (
+    PENDING_ONLY,
+    RUNNING_ONLY,
+    UTCDateTime,
+    jobs_table,
+    queues_table,
+)
+
+Q = queues_table.c
+
+UNSET: Any = object()  # set_queue: leave this control as it is
+
+
+def ensure_queue_rows(connection: Connection, names: Sequence[str], now: datetime) -> None:
+    """Create the rows of queues not seen before (no-op for known ones)."""
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    rows = [{"name": name, "created_at": now, "updated_at": now} for name in names]
+    statement = dialect.insert(queues_table).on_conflict_do_nothing(index_elements=["name"])
+    connection.execute(statement, rows)
+
+
+def admit(connection: Connection, jobs: Sequence[NewJob], now: datetime) -> None:
+    """Refuse (QueueFull) a batch for which a queue with max_pending has no room."""
+    adding = collections.Counter(job.queue for job in jobs)
+    ensure_queue_rows(connection, sorted(adding), now)
+    bounded = connection.execute(
+        select(Q.name).where(Q.name.in_(sorted(adding)), Q.max_pending.is_not(None))
+    ).scalars()
+    for name in sorted(bounded):
+        # Locked, then counted: concurrent producers take turns on a bounded queue.
+        max_pending = connection.execute(
+            select(Q.max_pending).where(Q.name == name).with_for_update()
+        ).scalar_one()
+        if max_pending is None:
+            continue
+        pending = connection.execute(
+            select(func.count()).select_from(jobs_table).where(PENDING_ONLY, J.queue == name)
+        ).scalar_one()
+        if pending + adding[name] > max_pending:
+            raise QueueFull(name, int(pending), int(max_pending), adding[name])
+
+
+def read_controls(connection: Connection, listened: Sequence[str]) -> list[QueueControls]:
+    """The limited queues' rows, locked on PostgreSQL until the claim commits."""
+    query = select(
+        Q.name, Q.paused_at, Q.concurrency, Q.rate_count, Q.rate_period, Q.rate_burst, Q.rate_tat
+    ).where(or_(Q.paused_at.is_not(None), Q.concurrency.is_not(None), Q.rate_count.is_not(None)))
+    if listened:
+        query = query.where(Q.name.in_(list(listened)))
+    rows = connection.execute(query.order_by(Q.name).with_for_update()).all()
+    return [
+        QueueControls(
+            name=row.name,
+            paused=row.paused_at is not None,
+            concurrency=row.concurrency,
+            rate=Rate.from_columns(row.rate_count, row.rate_period, row.rate_burst),
+            rate_tat=row.rate_tat,
+        )
+        for row in rows
+    ]
+
+
+def running_counts(connection: Connection, names: Sequence[str]) -> dict[str, int]:
+    if not names:
+        return {}
+    rows = connection.execute(
+        select(J.queue, func.count())
+        .where(J.status == RUNNING, J.queue.in_(list(names)))
+        .group_by(J.queue)
+    ).all()
+    return {queue: int(count) for queue, count in rows}
+
+
+def set_tat(connection: Connection, name: str, tat: float) -> None:
+    connection.execute(update(queues_table).where(Q.name == name).values(rate_tat=tat))
+
+
+class QueueOps(RepositoryBase):
+    """Operators' side of queues: pause, resume, limits, and the list with counts."""
+
+    def pause_queue(self, name: str, now: datetime) -> QueueInfo:
+        with self._write() as connection:
+            ensure_queue_rows(connection, [name], now)
+            connection.execute(
+                update(queues_table)
+                .where(Q.name == name, Q.paused_at.is_(None))
+                .values(paused_at=now, updated_at=now)
+            )
+        return self.queue(name, now)
+
+    def resume_queue(self, name: str, now: datetime) -> QueueInfo:
+        with self._write() as connection:
+            ensure_queue_rows(connection, [name], now)
+            connection.execute(
+                update(queues_table).where(Q.name == name).values(paused_at=None, updated_at=now)
+            )
+            self._wake_workers(connection)
+        return self.queue(name, now)
+
+    def set_queue(
+        self,
+        name: str,
+        now: datetime,
+        *,
+        concurrency: int | None = UNSET,
+        max_pending: int | None = UNSET,
+        rate: Rate | None = UNSET,
+    ) -> QueueInfo:
+        values: dict[str, Any] = {"updated_at": now}
+        if concurrency is not UNSET:
+            values["concurrency"] = _positive(concurrency, "concurrency")
+        if max_pending is not UNSET:
+            values["max_pending"] = _positive(max_pending, "max_pending")
+        if rate is not UNSET:
+            values.update(
+                rate_count=None if rate is None else rate.count,
+                rate_period=None if rate is None else rate.period,
+                rate_burst=None if rate is None else rate.burst,
+                rate_tat=None,  # a new rate starts with a full bucket
+            )
+        with self._write() as connection:
+            ensure_queue_rows(connection, [name], now)
+            connection.execute(update(queues_table).where(Q.name == name).values(**values))
+            self._wake_workers(connection)  # a raised limit may let waiting jobs start
+        return self.queue(name, now)
+
+    def queue(self, name: str, now: datetime) -> QueueInfo:
+        found = [q for q in self.queues(now, names=[name]) if q.name == name]
+        assert found, name
+        return found[0]
+
+    def queues(self, now: datetime, names: Sequence[str] = ()) -> list[QueueInfo]:
+        """Every queue with a row or a job, by name, with its counts."""
+        with self._read() as connection:
+            query = select(queues_table)
+            if names:
+                query = query.where(Q.name.in_(list(names)))
+            rows = {row.name: row for row in connection.execute(query)}
+            tallies: dict[str, dict[str, int]] = collections.defaultdict(dict)
+            # One status at a time, as literal SQL, so that each count reads its partial index
+            # (pending or running rows only), never the finished history.
+            for status, only in ((PENDING, PENDING_ONLY), (RUNNING, RUNNING_ONLY)):
+                counts = select(J.queue, func.count()).where(only)
+                if names:
+                    counts = counts.where(J.queue.in_(list(names)))
+                for queue, n in connection.execute(counts.group_by(J.queue)):
+                    tallies[queue][status] = int(n)
+            oldest_query = (
+                select(J.queue, func.min(J.run_at))
+                .where(PENDING_ONLY, J.run_at <= now)
+                .group_by(J.queue)
+            )
+            if names:
+                oldest_query = oldest_query.where(J.queue.in_(list(names)))
+            oldest = {q: t for q, t in connection.execute(oldest_query)}
+        result = []
+        for name in sorted(set(rows) | set(tallies)):
+            row = rows.get(name)
+            due = oldest.get(name)
+            wait = None if due is None else max(0.0, (now - _aware(due)).total_seconds())
+            result.append(
+                QueueInfo(
+                    name=name,
+                    paused_at=None if row is None else row.paused_at,
+                    concurrency=None if row is None else row.concurrency,
+                    max_pending=None if row is None else row.max_pending,
+                    rate=None
+                    if row is None
+                    else Rate.from_columns(row.rate_count, row.rate_period, row.rate_burst),
+                    pending=tallies[name].get(PENDING, 0),
+                    running=tallies[name].get(RUNNING, 0),
+                    oldest_due_wait=wait,
+                )
+            )
+        return result
+
+    def _wake_workers(self, connection: Connection) -> None:
+        # SQLite's watchers see any commit; PostgreSQL's listen for this.
+        if self.dialect == "postgresql":
+            connection.exec_driver_sql("NOTIFY durableq_jobs")
+
+
+def _positive(value: int | None, what: str) -> int | None:
+    if value is not None and (isinstance(value, bool) or value < 1):
+        raise InvalidInput(f"invalid {what} {value!r}: give a positive number or None")
+    return value
+
+
+def _aware(value: Any) -> datetime:
+    converted = UTCDateTime().process_result_value(value, sqlite.dialect())
+    assert converted is not None
+    return converted
+
+
+__all__ = ["UNSET", "QueueOps", "admit"]

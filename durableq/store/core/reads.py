@@ -1,0 +1,97 @@
+"""Reading jobs: one, many, their error history, filtered lists, and the figures for stats."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Select,
+    func,
+    select,
+)
+
+from durableq.core.jobs import (
+    Job,
+    JobError,
+    JobStatus,
+)
+from durableq.store.core.base import E, J, RepositoryBase
+from durableq.store.records import JobFilter, Stats, job_from_row
+from durableq.store.schema import (
+    PENDING_ONLY,
+    UTCDateTime,
+    job_errors_table,
+    jobs_table,
+)
+
+
+class Reads(RepositoryBase):
+    # -- reads ----------------------------------------------------------------------------
+
+    def get(self, job_id: int) -> Job:
+        with self._read() as connection:
+            return self._get(connection, job_id)
+
+    def get_many(self, job_ids: Sequence[int]) -> list[Job]:
+        with self._read() as connection:
+            rows = connection.execute(select(jobs_table).where(J.id.in_(list(job_ids)))).all()
+        return [job_from_row(row) for row in rows]
+
+    def errors(self, job_id: int) -> list[JobError]:
+        with self._read() as connection:
+            rows = connection.execute(
+                select(job_errors_table).where(E.job_id == job_id).order_by(E.id)
+            ).all()
+        return [
+            JobError(
+                job_id=row.job_id,
+                attempt=row.attempt,
+                error=row.error,
+                traceback=row.traceback,
+                failed_at=row.failed_at,
+            )
+            for row in rows
+        ]
+
+    def list_jobs(self, where: JobFilter, limit: int, offset: int = 0) -> list[Job]:
+        """Newest first."""
+        query: Select[Any] = select(jobs_table)
+        if where.statuses:
+            query = query.where(J.status.in_([status.value for status in where.statuses]))
+        if where.queues:
+            query = query.where(J.queue.in_(where.queues))
+        if where.types:
+            query = query.where(J.type.in_(where.types))
+        query = query.order_by(J.id.desc()).limit(limit).offset(offset)
+        with self._read() as connection:
+            return [job_from_row(row) for row in connection.execute(query)]
+
+    def stats(self, now: datetime) -> Stats:
+        minute_ago = now - timedelta(minutes=1)
+        with self._read() as connection:
+            counts: dict[str, dict[str, int]] = {}
+            grouped = select(J.queue, J.status, func.count()).group_by(J.queue, J.status)
+            for queue, status, n in connection.execute(grouped):
+                counts.setdefault(queue, {})[status] = n
+            oldest = connection.execute(
+                select(func.min(J.run_at)).where(PENDING_ONLY, J.run_at <= now)
+            ).scalar()
+            recent: dict[str, int] = dict(
+                connection.execute(
+                    select(J.status, func.count())
+                    .where(
+                        J.status.in_([JobStatus.COMPLETED.value, JobStatus.FAILED.value]),
+                        J.finished_at >= minute_ago,
+                    )
+                    .group_by(J.status)
+                ).all()
+            )
+        oldest_due = UTCDateTime().process_result_value(oldest, self.engine.dialect)
+        return Stats(
+            counts=counts,
+            oldest_due_at=oldest_due,
+            completed_last_minute=int(recent.get(JobStatus.COMPLETED.value, 0)),
+            failed_last_minute=int(recent.get(JobStatus.FAILED.value, 0)),
+        )

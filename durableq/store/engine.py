@@ -1,0 +1,116 @@
+"""Engines configured for a job queue: SQLite pragmas and BEGIN IMMEDIATE, PostgreSQL options."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from durableq.core.config import Settings
+from durableq.core.errors import DatabaseError
+from durableq.store.sqlite.statements import begin_immediate, configure, failure
+
+READ_ONLY = {"durableq_read_only": True}
+BUSY_TIMEOUT_OPTION = "durableq_busy_timeout"
+HURRY_AT_OPTION = "durableq_hurry_at"  # a lease renewal: from this monotonic time on, hurry
+
+
+def make_engine(settings: Settings) -> Engine:
+    url = make_url(settings.database)
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(settings)
+    if url.get_backend_name() == "postgresql":
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    raise DatabaseError(
+        f"unsupported database {url.get_backend_name()!r}: use a SQLite path or a postgresql:// URL"
+    )
+
+
+def sqlite_path(settings: Settings) -> Path | None:
+    url = make_url(settings.database)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return Path(url.database)
+
+
+def _sqlite_engine(settings: Settings) -> Engine:
+    path = sqlite_path(settings)
+    if path is not None and not path.parent.is_dir():
+        raise DatabaseError(
+            f"cannot open database {path}: directory {path.parent} does not exist; create it "
+            "or pass another --db"
+        )
+    engine = create_engine(
+        settings.database,
+        connect_args={"timeout": settings.busy_timeout, "check_same_thread": False},
+        execution_options={BUSY_TIMEOUT_OPTION: settings.busy_timeout},
+        pool_size=8,
+        max_overflow=16,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
+        configure(dbapi_connection, settings.synchronous, settings.busy_timeout)
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        options = connection.get_execution_options()
+        if options.get("durableq_read_only", False):
+            connection.exec_driver_sql("BEGIN")
+            return
+        begin_immediate(
+            connection.connection.driver_connection,
+            settings.busy_timeout,
+            hurry_at=options.get(HURRY_AT_OPTION),
+        )
+
+    return engine
+
+
+def busy_timeout_of(engine: Engine) -> float:
+    return float(engine.get_execution_options().get(BUSY_TIMEOUT_OPTION, 10.0))
+
+
+def enable_wal(engine: Engine) -> None:
+    """WAL persists in the file, so it is set once when the database is prepared."""
+    if engine.dialect.name != "sqlite":
+        return
+    with translate_errors(engine), engine.connect() as connection:
+        raw = connection.connection.driver_connection
+        assert raw is not None
+        mode = raw.execute("PRAGMA journal_mode = WAL").fetchone()
+        if mode is None or str(mode[0]).lower() != "wal":
+            raise DatabaseError("could not switch the database to WAL mode")
+
+
+@contextmanager
+def translate_errors(engine: Engine | None = None) -> Iterator[None]:
+    """Turn driver errors a user can act on into DurableqErrors with a useful message."""
+    try:
+        yield
+    except sa_exc.DBAPIError as error:
+        raise _translated(error, engine) from error
+    except sqlite3.Error as error:  # the raw-DBAPI hot path (db/fastpath.py)
+        raise _translated(error, engine) from error
+
+
+def _translated(error: sa_exc.DBAPIError | sqlite3.Error, engine: Engine | None) -> DatabaseError:
+    original = error.orig if isinstance(error, sa_exc.DBAPIError) else error
+    message = str(original).strip() if original is not None else str(error)
+    operational = isinstance(error, sa_exc.OperationalError | sqlite3.OperationalError)
+    return failure(message, _describe(engine), operational)
+
+
+def _describe(engine: Engine | None) -> str:
+    if engine is None:
+        return "(unknown)"
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        return str(url.database)
+    return url.render_as_string(hide_password=True)

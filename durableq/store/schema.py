@@ -1,0 +1,214 @@
+"""The tables, as SQLAlchemy declarative models. Alembic's scripts must match these exactly."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from durableq.core.jobs import JobStatus
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite needs INTEGER PRIMARY KEY for a rowid alias; PostgreSQL gets 64-bit ids.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in Python; readable fixed-width text on SQLite, timestamptz elsewhere.
+
+    SQLite stores `2026-01-31 09:30:00.000000`, which sorts as text in time order, so range
+    conditions such as `run_at <= :now` stay index-friendly.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("durableq stores aware datetimes only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # raw text selected through a plain SQL expression
+            value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+_STATUSES = ", ".join(f"'{status.value}'" for status in JobStatus)
+PENDING_ONLY = text(f"status = '{JobStatus.PENDING.value}'")
+RUNNING_ONLY = text(f"status = '{JobStatus.RUNNING.value}'")
+FINISHED_ONLY = text("finished_at IS NOT NULL")
+
+
+class JobRow(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    queue: Mapped[str] = mapped_column(String(200), default="default")
+    type: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[str] = mapped_column(Text, comment="JSON object")
+    status: Mapped[str] = mapped_column(String(16))
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    timeout: Mapped[float | None] = mapped_column(Float, comment="seconds")
+    run_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[str | None] = mapped_column(Text, comment="JSON")
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    worker_id: Mapped[str | None] = mapped_column(String(64))
+    lease_token: Mapped[str | None] = mapped_column(String(32), comment="fencing token")
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_STATUSES})", name="status"),
+        CheckConstraint("max_attempts >= 1", name="max_attempts"),
+        Index(
+            "ix_jobs_lease",
+            "lease_expires_at",
+            sqlite_where=RUNNING_ONLY,
+            postgresql_where=RUNNING_ONLY,
+        ),
+        # Partial so that the planner never prefers it over ix_jobs_claim for pending rows;
+        # `finished_at < :cutoff` implies `finished_at IS NOT NULL`, so purge and stats use it.
+        Index(
+            "ix_jobs_finished_at",
+            "finished_at",
+            sqlite_where=FINISHED_ONLY,
+            postgresql_where=FINISHED_ONLY,
+        ),
+        # Ids are never reused, even after the newest jobs are purged.
+        {"sqlite_autoincrement": True},
+    )
+
+
+# Shaped like the claim's ORDER BY and limited to pending rows: claiming costs O(log n)
+# however many finished jobs the table keeps.
+Index(
+    "ix_jobs_claim",
+    JobRow.priority.desc(),
+    JobRow.run_at,
+    JobRow.id,
+    sqlite_where=PENDING_ONLY,
+    postgresql_where=PENDING_ONLY,
+)
+
+
+class JobErrorRow(Base):
+    __tablename__ = "job_errors"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(Id, ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str] = mapped_column(Text)
+    traceback: Mapped[str | None] = mapped_column(Text)
+    failed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class WorkerRow(Base):
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    queues: Mapped[str] = mapped_column(Text, comment="comma-separated; * for all")
+    concurrency: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Its heartbeat comes every third of this; NULL for rows written before revision 0002.
+    lease: Mapped[float | None] = mapped_column(Float, comment="seconds")
+
+
+# The claim of one queue (`--queue`, a queue's limits) and the count of a queue's pending jobs
+# (its max_pending) seek here instead of scanning every pending job of every queue.
+Index(
+    "ix_jobs_queue_claim",
+    JobRow.queue,
+    JobRow.priority.desc(),
+    JobRow.run_at,
+    JobRow.id,
+    sqlite_where=PENDING_ONLY,
+    postgresql_where=PENDING_ONLY,
+)
+
+
+class QueueRow(Base):
+    """A queue's controls; a row appears when a queue name is first used. Empty = no limit."""
+
+    __tablename__ = "queues"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    concurrency: Mapped[int | None] = mapped_column(Integer, comment="running, all daemons")
+    max_pending: Mapped[int | None] = mapped_column(Integer)
+    rate_count: Mapped[int | None] = mapped_column(Integer, comment="starts per rate_period")
+    rate_period: Mapped[float | None] = mapped_column(Float, comment="seconds")
+    rate_burst: Mapped[int | None] = mapped_column(Integer)
+    # GCRA's theoretical arrival time, in Unix seconds: one number is the whole limiter.
+    rate_tat: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class LeadershipRow(Base):
+    """Who leads the daemons on this database: a lease with a term, like a job's.
+
+    One row, made by the migration. A daemon leads while `holder` is its id and `expires_at` is
+    ahead; another may take over once it has passed. `term` grows by one at every change of
+    holder, so a write fenced by (holder, term) fails for a leader that was replaced.
+    """
+
+    __tablename__ = "leadership"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(64))
+    term: Mapped[int] = mapped_column(Integer)
+    elected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+jobs_table: Table = JobRow.__table__  # type: ignore[assignment]
+job_errors_table: Table = JobErrorRow.__table__  # type: ignore[assignment]
+workers_table: Table = WorkerRow.__table__  # type: ignore[assignment]
+queues_table: Table = QueueRow.__table__  # type: ignore[assignment]
+leadership_table: Table = LeadershipRow.__table__  # type: ignore[assignment]

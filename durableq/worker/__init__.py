@@ -1,0 +1,1 @@
+"""The daemon: dispatcher, executor, leases, events, logging and its services."""

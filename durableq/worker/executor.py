@@ -1,0 +1,201 @@
+"""Runs one handler and turns whatever happens into an Outcome. Never raises; no database."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import threading
+import time
+import traceback
+from concurrent import futures
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from durableq.core.jobs import ClaimedJob
+from durableq.core.outcomes import Outcome, OutcomeKind
+from durableq.core.payloads import encode
+from durableq.handlers.registry import JobContext, Registry, is_async
+from durableq.worker.leases import FOREVER, StopSignal
+
+log = logging.getLogger("durableq.worker")
+
+
+class StopReason(enum.StrEnum):
+    CANCELED = "canceled"
+    TIMED_OUT = "timed out"
+    SHUTDOWN = "shutdown"
+    LOST = "lost"  # the lease went to another worker: the outcome will be dropped
+    LAPSED = "lease lapsed"  # not renewed in time: stop before anyone may rescue the job
+
+
+LAPSED_ERROR = (
+    "lease lapsed: the worker could not renew it in time (SQLite's write lock held by others "
+    "for longer than the lease, or the process starved of CPU); the handler was told to stop"
+)
+
+
+@dataclass
+class Execution:
+    """One running attempt of a job, shared by its slot thread and the dispatcher.
+
+    `lease_until(t)` moves the lease's end (a time.monotonic() value) later; once it passes,
+    `cancelled` reads as set (see leases.StopSignal), whoever looks first.
+    """
+
+    job: ClaimedJob
+    started: float = field(default_factory=time.monotonic)
+    reason: StopReason | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    cancelled: StopSignal = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.cancelled = StopSignal(on_lapse=self._lapsed)
+
+    @property
+    def deadline(self) -> float | None:
+        return None if self.job.timeout is None else self.started + self.job.timeout
+
+    @property
+    def lease_deadline(self) -> float:
+        return self.cancelled.deadline
+
+    def lease_until(self, deadline: float) -> None:
+        """A renewal committed: the lease now ends at `deadline` (never earlier than before)."""
+        with self._lock:
+            if deadline > self.cancelled.deadline or self.cancelled.deadline == FOREVER:
+                self.cancelled.deadline = deadline
+
+    def _lapsed(self) -> None:
+        with self._lock:
+            if self.reason is None:
+                self.reason = StopReason.LAPSED
+        log.warning(
+            "job %s: lease lapsed before it could be renewed; telling its handler to stop",
+            self.job.id,
+        )
+
+    def stop(self, reason: StopReason) -> None:
+        """Tell the handler to stop; a cancel outranks the reasons before it."""
+        with self._lock:
+            if self.reason is None or reason is StopReason.CANCELED:
+                self.reason = reason
+        self.cancelled.set()
+
+
+class Executor:
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_lock = threading.Lock()
+
+    def run(self, execution: Execution) -> Outcome:
+        job = execution.job
+        if execution.cancelled.lapsed():
+            # Claimed, but the lease ran out before a slot could start it (a starved process):
+            # never start a handler on a lapsed lease; give the job back, attempt not counted.
+            log.warning("job %s: lease lapsed before its handler started; giving it back", job.id)
+            return Outcome(job=job, kind=OutcomeKind.INTERRUPTED, duration=0.0)
+        handler = self.registry.get(job.type)
+        if handler is None:
+            return self._outcome(
+                execution,
+                OutcomeKind.RAISED,
+                error=(
+                    f"no handler for job type {job.type!r}; register one with "
+                    f"@registry.handler({job.type!r}) and start the worker with --app"
+                ),
+            )
+        context = JobContext(
+            job_id=job.id,
+            type=job.type,
+            queue=job.queue,
+            attempt=job.attempt,
+            max_attempts=job.max_attempts,
+            logger=log.getChild(job.type),
+            timeout=job.timeout,
+            cancelled=execution.cancelled,
+        )
+        try:
+            if is_async(handler):
+                value = self._run_async(handler, context, job.payload, execution)
+            else:
+                value = handler(context, job.payload)
+        except BaseException as error:  # a handler's SystemExit must not stop the worker
+            return self._raised(execution, error)
+        try:
+            result_json = None if value is None else encode(value)
+        except (TypeError, ValueError, RecursionError) as error:
+            return self._outcome(
+                execution,
+                OutcomeKind.RAISED,
+                error=f"the handler returned a result that is not JSON-serialisable: {error}",
+            )
+        return self._outcome(execution, OutcomeKind.SUCCEEDED, result_json=result_json)
+
+    def _raised(self, execution: Execution, error: BaseException) -> Outcome:
+        return self._outcome(
+            execution,
+            OutcomeKind.RAISED,
+            error=f"{type(error).__name__}: {error}",
+            trace="".join(traceback.format_exception(error)),
+        )
+
+    def _outcome(
+        self,
+        execution: Execution,
+        kind: OutcomeKind,
+        *,
+        result_json: str | None = None,
+        error: str | None = None,
+        trace: str | None = None,
+    ) -> Outcome:
+        duration = time.monotonic() - execution.started
+        reason = execution.reason
+        if reason is StopReason.CANCELED:
+            kind, error, trace = OutcomeKind.CANCELED, None, None
+        elif reason is StopReason.SHUTDOWN:
+            kind, error, trace = OutcomeKind.INTERRUPTED, None, None
+        elif reason is StopReason.LAPSED and kind is not OutcomeKind.SUCCEEDED:
+            kind, error, trace = OutcomeKind.LAPSED, LAPSED_ERROR, None
+        elif reason is StopReason.TIMED_OUT:
+            kind = OutcomeKind.TIMED_OUT
+            error = f"timed out after {execution.job.timeout:g}s" + (f" ({error})" if error else "")
+        return Outcome(
+            job=execution.job,
+            kind=kind,
+            duration=duration,
+            result_json=result_json,
+            error=_storable(error),
+            traceback=_storable(trace),
+        )
+
+    def _run_async(
+        self, handler: Any, context: JobContext, payload: dict[str, Any], execution: Execution
+    ) -> Any:
+        future: Future[Any] = asyncio.run_coroutine_threadsafe(
+            handler(context, payload), self._event_loop()
+        )
+        # Returns the moment the coroutine finishes; looks at ctx.cancelled every 20 ms.
+        while not futures.wait([future], timeout=0.02).done:
+            if execution.cancelled.is_set():
+                future.cancel()  # real cancellation: CancelledError inside the coroutine
+                break
+        return future.result()
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        with self._loop_lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(
+                    target=loop.run_forever, name="durableq-async", daemon=True
+                ).start()
+                self._loop = loop
+            return self._loop
+
+
+def _storable(text: str | None) -> str | None:
+    """Text a database can store: a lone surrogate (say, from undecodable bytes in an
+    exception message) has no UTF-8 form and would make saving the outcome fail."""
+    return None if text is None else text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -1,0 +1,200 @@
+"""The services of a live daemon, each a `run_once(now)` that returns what it did.
+
+- Heartbeat: renew this worker's leases and liveness; learn which jobs were canceled or lost.
+- Leadership (leader.py): take or keep the lead among the daemons on the database.
+- Rescuer (leader only): jobs whose worker died go back to pending, or fail.
+- Pruner (leader only): delete finished jobs past their retention.
+- Reaper (leader only): forget workers that stopped beating long ago.
+
+The heartbeat and the leadership have a thread of their own: a rescue or a prune waiting for
+SQLite's write lock must never hold up a renewal.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from durableq.core.config import Settings
+from durableq.core.jobs import JobStatus
+from durableq.store.core.repository import HeartbeatReport, Repository, RescueReport
+from durableq.worker.dispatcher import Dispatcher
+from durableq.worker.events import Events
+from durableq.worker.executor import StopReason
+from durableq.worker.leases import Stamp
+from durableq.worker.services.leader import Leadership
+from durableq.worker.services.runner import ServiceRunner
+
+log = logging.getLogger("durableq.worker")
+
+CANCEL_POLL_INTERVAL = 0.5
+PRUNE_INTERVAL = 60.0
+PRUNE_BATCH = 500  # rows per transaction: a few milliseconds of the write lock at a time
+
+
+class Heartbeat:
+    """Renews the leases of this worker's jobs and its liveness; learns of cancels and losses."""
+
+    name = "heartbeat"
+    leader_only = False
+
+    def __init__(
+        self,
+        repository: Repository,
+        dispatcher: Dispatcher,
+        settings: Settings,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.repository = repository
+        self.dispatcher = dispatcher
+        self.settings = settings
+        self.clock = clock
+        # Often enough to pass cancel requests on within half a second.
+        self.interval = min(CANCEL_POLL_INTERVAL, settings.heartbeat_interval)
+
+    def due(self, now_mono: float) -> bool:
+        """A renewal is due a heartbeat interval after the last one (a busy worker's turns
+        renew too, so then the heartbeat only reads)."""
+        return now_mono - self.dispatcher.last_renewal >= self.settings.heartbeat_interval
+
+    def run_once(self, now: datetime) -> HeartbeatReport:
+        """Renew (reading the clock once the write lock is held) or only read the cancels."""
+        now_mono = time.monotonic()
+        dispatcher = self.dispatcher
+        tokens = dispatcher.running_tokens()
+        if self.due(now_mono):
+            stamp = Stamp(self.clock)
+            report = self.repository.renew(
+                dispatcher.worker_id,
+                tokens,
+                stamp,
+                self.settings.lease,
+                hurry_at=dispatcher.hurry_at(),
+            )
+            dispatcher.renewed({i: tokens[i] for i in report.renewed}, stamp.mono)
+        elif tokens:
+            report = self.repository.poll_cancel_requests(dispatcher.worker_id, tokens)
+        else:
+            return HeartbeatReport()
+        # Jobs that finished while the report was read are not lost, just done.
+        current = dispatcher.running_tokens()
+        lost = {job_id for job_id in report.lost if current.get(job_id) == tokens[job_id]}
+        if lost:
+            log.warning("lost the lease of job(s) %s; their outcomes will be dropped", sorted(lost))
+            dispatcher.stop_jobs(frozenset(lost), StopReason.LOST)
+        if report.cancel_requested:
+            dispatcher.stop_jobs(report.cancel_requested, StopReason.CANCELED)
+        return report
+
+
+class Rescuer:
+    """Jobs whose worker died go back to pending (or fail); run by the leader."""
+
+    name = "rescuer"
+    leader_only = True
+
+    def __init__(self, repository: Repository, settings: Settings) -> None:
+        self.repository = repository
+        self.settings = settings
+        self.interval = settings.heartbeat_interval
+
+    def run_once(self, now: datetime) -> RescueReport:
+        report = self.repository.rescue_expired(now, self.settings.rescue_grace)
+        if report.total:
+            log.warning(
+                "rescued jobs of dead workers: requeued %s, failed %s, canceled %s",
+                report.requeued,
+                report.failed,
+                report.canceled,
+            )
+        if report.spared:
+            log.info("left job(s) %s alone: leases ended, owners still beating", report.spared)
+        return report
+
+
+class Pruner:
+    """Finished jobs older than their status's retention go, with their error history, in
+    small transactions so that no producer or worker waits long for the write lock."""
+
+    name = "pruner"
+    leader_only = True
+    interval = PRUNE_INTERVAL
+
+    def __init__(self, repository: Repository, settings: Settings) -> None:
+        self.repository = repository
+        self.settings = settings
+
+    def retention(self) -> dict[JobStatus, float]:
+        settings = self.settings
+        kept = {
+            JobStatus.COMPLETED: settings.retain_completed,
+            JobStatus.FAILED: settings.retain_failed,
+            JobStatus.CANCELED: settings.retain_canceled,
+        }
+        return {status: seconds for status, seconds in kept.items() if seconds > 0}
+
+    def run_once(self, now: datetime) -> dict[JobStatus, int]:
+        pruned = {
+            status: self.repository.purge(now - timedelta(seconds=s), [status], PRUNE_BATCH)
+            for status, s in self.retention().items()
+        }
+        if any(pruned.values()):
+            counts = ", ".join(f"{n} {status.value}" for status, n in pruned.items() if n)
+            log.info("pruned finished jobs past their retention: %s", counts)
+        return pruned
+
+
+class Reaper:
+    """Forgets workers that stopped beating long ago (their rows, not their jobs)."""
+
+    name = "reaper"
+    leader_only = True
+    interval = PRUNE_INTERVAL
+
+    def __init__(self, repository: Repository, settings: Settings) -> None:
+        self.repository = repository
+        self.settings = settings
+
+    def run_once(self, now: datetime) -> int:
+        settings = self.settings
+        return self.repository.prune_workers(now, settings.worker_stale_after, settings.lease)
+
+
+class Maintenance:
+    """The daemon's services in two runners: the heartbeat and the leadership in one thread of
+    their own, the leader-only rescuer, pruner and reaper in another."""
+
+    def __init__(
+        self,
+        repository: Repository,
+        dispatcher: Dispatcher,
+        settings: Settings,
+        clock: Callable[[], datetime],
+        events: Events | None = None,
+    ) -> None:
+        self.heartbeat = Heartbeat(repository, dispatcher, settings, clock)
+        self.leadership = Leadership(repository, dispatcher.worker_id, settings, clock)
+        self.rescuer = Rescuer(repository, settings)
+        self.pruner = Pruner(repository, settings)
+        self.reaper = Reaper(repository, settings)
+        self.runners = [
+            ServiceRunner("heartbeat", [self.heartbeat, self.leadership], clock, events=events),
+            ServiceRunner(
+                "upkeep",
+                [self.rescuer, self.pruner, self.reaper],
+                clock,
+                leads=self.leadership.leads,
+                events=events,
+            ),
+        ]
+
+    def start(self) -> None:
+        for runner in self.runners:
+            runner.start()
+
+    def stop(self) -> None:
+        for runner in self.runners:
+            runner.stop()
+        self.leadership.resign()
