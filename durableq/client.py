@@ -22,11 +22,10 @@ from durableq.core.errors import DatabaseBusy, DatabaseError, InvalidInput
 from durableq.core.jobs import TERMINAL_STATUSES, Job, JobError, JobStatus, NewJob
 from durableq.core.queues import QueueInfo, Rate, parse_queue_name, parse_rate
 from durableq.store import migrate
+from durableq.store.api import JobFilter, Leader, Stats, WorkerInfo, open_store
 from durableq.store.changes import wait_for_change
-from durableq.store.core.leadership import Leader
-from durableq.store.core.queues import UNSET
-from durableq.store.core.repository import JobFilter, Repository, Stats, WorkerInfo
 from durableq.store.engine import enable_wal, make_engine, sqlite_path
+from durableq.store.records import UNSET
 
 # The builder's names too: `from durableq.client import ...` is the library's one import.
 __all__ = ["Client", "Clock", "JobBuilder", "parse_job_id", "parse_status", "utc_now"]
@@ -38,7 +37,7 @@ class Client(JobBuilder):
     def __init__(self, settings: Settings, engine: Engine, clock: Clock = utc_now) -> None:
         super().__init__(settings, clock)
         self.engine = engine
-        self.repository = Repository(engine)
+        self.store = open_store(engine)
 
     @classmethod
     def open(
@@ -58,7 +57,7 @@ class Client(JobBuilder):
         return cls(settings, engine, clock)
 
     def close(self) -> None:
-        self.repository.close()
+        self.store.close()
         self.engine.dispose()
 
     def __enter__(self) -> Client:
@@ -92,27 +91,27 @@ class Client(JobBuilder):
             max_attempts=max_attempts,
             timeout=timeout,
         )
-        return self.repository.enqueue(job, self.clock())
+        return self.store.enqueue(job, self.clock())
 
     def enqueue_many(self, jobs: Iterable[NewJob | Mapping[str, Any]]) -> list[int]:
         """Enqueue all in one transaction: all are stored, or none."""
         built = [job if isinstance(job, NewJob) else self.job_from_mapping(job) for job in jobs]
-        return self.repository.enqueue_many(built, self.clock())
+        return self.store.enqueue_many(built, self.clock())
 
     # -- managing -------------------------------------------------------------------------
 
     def get(self, job_id: int | str) -> Job:
-        return self.repository.get(parse_job_id(job_id))
+        return self.store.get(parse_job_id(job_id))
 
     def errors(self, job_id: int | str) -> list[JobError]:
         job = self.get(job_id)
-        return self.repository.errors(job.id)
+        return self.store.errors(job.id)
 
     def cancel(self, job_id: int | str) -> Job:
-        return self.repository.cancel(parse_job_id(job_id), self.clock())
+        return self.store.cancel(parse_job_id(job_id), self.clock())
 
     def retry(self, job_id: int | str) -> Job:
-        return self.repository.retry(parse_job_id(job_id), self.clock())
+        return self.store.retry(parse_job_id(job_id), self.clock())
 
     def jobs(
         self,
@@ -130,29 +129,29 @@ class Client(JobBuilder):
             queues=tuple(queues),
             types=tuple(types),
         )
-        return self.repository.list_jobs(where, limit, offset)
+        return self.store.list_jobs(where, limit, offset)
 
     def stats(self) -> Stats:
-        return self.repository.stats(self.clock())
+        return self.store.stats(self.clock())
 
     def workers(self) -> list[WorkerInfo]:
-        return self.repository.list_workers(self.clock(), self.settings.lease)
+        return self.store.list_workers(self.clock(), self.settings.lease)
 
     # -- queues ---------------------------------------------------------------------------
 
     def queues(self) -> list[QueueInfo]:
         """Every queue with a row or a job: controls, pending and running counts, oldest wait."""
-        return self.repository.queues(self.clock())
+        return self.store.queues(self.clock())
 
     def queue(self, name: str) -> QueueInfo:
-        return self.repository.queue(parse_queue_name(name), self.clock())
+        return self.store.queue(parse_queue_name(name), self.clock())
 
     def pause_queue(self, name: str) -> QueueInfo:
         """No job of the queue starts until it is resumed (running ones go on). Persistent."""
-        return self.repository.pause_queue(parse_queue_name(name), self.clock())
+        return self.store.pause_queue(parse_queue_name(name), self.clock())
 
     def resume_queue(self, name: str) -> QueueInfo:
-        return self.repository.resume_queue(parse_queue_name(name), self.clock())
+        return self.store.resume_queue(parse_queue_name(name), self.clock())
 
     def set_queue(
         self,
@@ -169,7 +168,7 @@ class Client(JobBuilder):
         """
         if isinstance(rate, str):
             rate = parse_rate(rate)
-        return self.repository.set_queue(
+        return self.store.set_queue(
             parse_queue_name(name),
             self.clock(),
             concurrency=concurrency,
@@ -179,17 +178,17 @@ class Client(JobBuilder):
 
     def leader(self) -> Leader | None:
         """The daemon that leads now (runs the rescuer, the pruner and the reaper), if any."""
-        return self.repository.leader(self.clock())
+        return self.store.leader(self.clock())
 
     def purge(self, older_than: float, statuses: Sequence[JobStatus | str] = ()) -> int:
         wanted = [parse_status(status) for status in statuses] or sorted(TERMINAL_STATUSES)
-        return self.repository.purge(self.clock() - timedelta(seconds=older_than), wanted)
+        return self.store.purge(self.clock() - timedelta(seconds=older_than), wanted)
 
     def wait(self, job_id: int | str, timeout: float | None = None) -> Job:
         """Block until the job is finished or `timeout` passes; returns the job as last seen."""
         deadline = None if timeout is None else time.monotonic() + timeout
         job = self.get(job_id)
-        watcher = self.repository.change_watcher()
+        watcher = self.store.change_watcher()
         try:
             while job.status not in TERMINAL_STATUSES:
                 remaining = 1.0 if deadline is None else deadline - time.monotonic()

@@ -60,7 +60,7 @@ P, R, C, F, X = (
     JobStatus.CANCELED,
 )
 
-# The single source of truth: the repository derives its SQL guards from this table.
+# The single source of truth: the store derives its SQL guards from this table.
 TRANSITIONS: Mapping[Action, Transition] = {
     Action.CLAIM: _t({P}, R),
     Action.COMPLETE: _t({R}, C),
@@ -137,7 +137,7 @@ class JobError:
 
 @dataclass(frozen=True)
 class NewJob:
-    """What a producer asks for; the repository turns it into a pending row."""
+    """What a producer asks for; the store turns it into a pending row."""
 
     type: str
     payload: Mapping[str, Any]

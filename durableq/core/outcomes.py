@@ -20,6 +20,16 @@ class OutcomeKind(enum.StrEnum):
     LAPSED = "lease lapsed"  # stopped because its lease could not be renewed in time
 
 
+# Every action a worker's outcome may carry (resolve picks one): all act on a running job.
+FINISH_ACTIONS = (
+    Action.COMPLETE,
+    Action.RETRY_LATER,
+    Action.FAIL,
+    Action.ACKNOWLEDGE_CANCEL,
+    Action.RELEASE,
+)
+
+
 @dataclass(frozen=True)
 class Outcome:
     job: ClaimedJob
@@ -32,7 +42,7 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Finish:
-    """One guarded state change for the repository to write."""
+    """One guarded state change for the store to write."""
 
     job_id: int
     lease_token: str

@@ -96,7 +96,7 @@ def translate_errors(engine: Engine | None = None) -> Iterator[None]:
         yield
     except sa_exc.DBAPIError as error:
         raise _translated(error, engine) from error
-    except sqlite3.Error as error:  # the raw-DBAPI hot path (db/fastpath.py)
+    except sqlite3.Error as error:  # the SQLite store's plain-DBAPI operations
         raise _translated(error, engine) from error
 
 

@@ -1,4 +1,4 @@
-"""The values the repository hands back: reports, filters, figures, and jobs from rows."""
+"""The values the stores hand back and take: reports, filters, figures, error entries, jobs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from durableq.core.jobs import (
     Job,
     JobStatus,
 )
+from durableq.core.outcomes import Finish
 
+UNSET: Any = object()  # set_queue: leave this control as it is
 MIN_LIVENESS = 5.0  # seconds: a worker is not called dead sooner than this
 
 
@@ -40,6 +42,14 @@ class WorkerInfo:
 
     def _silent_for(self, now: datetime) -> float:
         return (now - self.heartbeat_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class Leader:
+    holder: str
+    term: int
+    elected_at: datetime
+    expires_at: datetime
 
 
 @dataclass(frozen=True)
@@ -112,3 +122,34 @@ def job_from_row(row: Any) -> Job:
         worker_id=row.worker_id,
         lease_expires_at=row.lease_expires_at,
     )
+
+
+ERROR_COLUMNS = ("job_id", "attempt", "error", "traceback", "failed_at")
+
+
+@dataclass(frozen=True)
+class ErrorEntry:
+    """One row of a job's error history, built here for every store and every cause."""
+
+    job_id: int
+    attempt: int
+    error: str
+    traceback: str | None = None
+
+    @classmethod
+    def of(cls, finish: Finish) -> ErrorEntry | None:
+        """The entry a finished attempt leaves, if it failed."""
+        if finish.error is None:
+            return None
+        return cls(finish.job_id, finish.attempt, finish.error, finish.traceback)
+
+    @classmethod
+    def lease_expired(cls, job_id: int, attempt: int, worker_id: str | None) -> ErrorEntry:
+        return cls(job_id, attempt, f"worker {worker_id} died: its lease expired")
+
+    def values(self, failed_at: Any) -> tuple[Any, ...]:
+        """In ERROR_COLUMNS order; `failed_at` as the store encodes a time."""
+        return (self.job_id, self.attempt, self.error, self.traceback, failed_at)
+
+    def row(self, failed_at: datetime) -> dict[str, Any]:
+        return dict(zip(ERROR_COLUMNS, self.values(failed_at), strict=True))

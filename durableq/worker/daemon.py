@@ -15,7 +15,7 @@ from types import FrameType
 from durableq.client import Client
 from durableq.core.builder import utc_now
 from durableq.handlers.registry import Registry
-from durableq.store.core.repository import WorkerInfo
+from durableq.store.api import WorkerInfo
 from durableq.worker.dispatcher import Dispatcher, WorkerOptions
 from durableq.worker.events import Events
 from durableq.worker.executor import Executor
@@ -42,7 +42,7 @@ class Worker:
         self.events = Events()
         self.events.subscribe(log_event)
         self.dispatcher = Dispatcher(
-            client.repository,
+            client.store,
             Executor(registry),
             client.settings,
             options,
@@ -51,15 +51,15 @@ class Worker:
             self.events,
         )
         self.maintenance = Maintenance(
-            client.repository, self.dispatcher, client.settings, clock, self.events
+            client.store, self.dispatcher, client.settings, clock, self.events
         )
         self.clock = clock
         self._signals = 0
 
     def run(self) -> None:
-        repository = self.client.repository
+        store = self.client.store
         now = self.clock()
-        repository.register_worker(
+        store.register_worker(
             WorkerInfo(
                 id=self.id,
                 host=socket.gethostname(),
@@ -79,17 +79,17 @@ class Worker:
             ", burst" if self.options.burst else "",
         )
         warning = self.client.settings.lease_warning()
-        if warning and self.client.repository.dialect == "sqlite":
+        if warning and self.client.store.dialect == "sqlite":
             log.warning("%s", warning)
         self.maintenance.start()
-        watcher = repository.change_watcher()
+        watcher = store.change_watcher()
         try:
             self.dispatcher.run(watcher)
         finally:
             watcher.close()
             self.maintenance.stop()
             try:
-                repository.unregister_worker(self.id)
+                store.unregister_worker(self.id)
             except Exception as error:  # the row is pruned later anyway
                 log.warning("could not unregister worker %s: %s", self.id, error)
             log.info("worker %s stopped after %d job(s)", self.id, self.dispatcher.processed)

@@ -24,8 +24,8 @@ from durableq.core.config import Settings
 from durableq.core.errors import DatabaseError
 from durableq.core.jobs import Action, ClaimedJob, JobStatus
 from durableq.core.outcomes import Finish, Outcome, resolve
+from durableq.store.api import Store
 from durableq.store.changes import SAFETY_RECHECK, ChangeWatcher
-from durableq.store.core.repository import Repository
 from durableq.worker.doorbell import Doorbell
 from durableq.worker.events import Events, JobFinished, JobStarted
 from durableq.worker.executor import Execution, Executor, StopReason
@@ -57,7 +57,7 @@ class WorkerOptions:
 class Dispatcher:
     def __init__(
         self,
-        repository: Repository,
+        store: Store,
         executor: Executor,
         settings: Settings,
         options: WorkerOptions,
@@ -66,7 +66,7 @@ class Dispatcher:
         events: Events | None = None,
     ) -> None:
         self.events = events or Events()
-        self.repository = repository
+        self.store = store
         self.executor = executor
         self.settings = settings
         self.options = options
@@ -231,7 +231,7 @@ class Dispatcher:
             stamp.mono - self.last_renewal >= self.settings.heartbeat_interval / 2
         )
         turn = self._with_db(
-            lambda: self.repository.finish_and_claim(
+            lambda: self.store.finish_and_claim(
                 [finish for finish, _ in batch],
                 self.worker_id,
                 self.options.queues,
@@ -288,7 +288,7 @@ class Dispatcher:
         if not self._unsaved or not self._ready():
             return
         batch = self._unsaved
-        stale = self._with_db(lambda: self.repository.finish([f for f, _ in batch], self.clock()))
+        stale = self._with_db(lambda: self.store.finish([f for f, _ in batch], self.clock()))
         if stale is None:
             return  # kept in _unsaved; retried on the next turn of the loop
         self._unsaved = []

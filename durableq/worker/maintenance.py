@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from durableq.core.config import Settings
 from durableq.core.jobs import JobStatus
-from durableq.store.core.repository import HeartbeatReport, Repository, RescueReport
+from durableq.store.api import HeartbeatReport, RescueReport, Store
 from durableq.worker.dispatcher import Dispatcher
 from durableq.worker.events import Events
 from durableq.worker.executor import StopReason
@@ -42,12 +42,12 @@ class Heartbeat:
 
     def __init__(
         self,
-        repository: Repository,
+        store: Store,
         dispatcher: Dispatcher,
         settings: Settings,
         clock: Callable[[], datetime],
     ) -> None:
-        self.repository = repository
+        self.store = store
         self.dispatcher = dispatcher
         self.settings = settings
         self.clock = clock
@@ -66,7 +66,7 @@ class Heartbeat:
         tokens = dispatcher.running_tokens()
         if self.due(now_mono):
             stamp = Stamp(self.clock)
-            report = self.repository.renew(
+            report = self.store.renew(
                 dispatcher.worker_id,
                 tokens,
                 stamp,
@@ -75,7 +75,7 @@ class Heartbeat:
             )
             dispatcher.renewed({i: tokens[i] for i in report.renewed}, stamp.mono)
         elif tokens:
-            report = self.repository.poll_cancel_requests(dispatcher.worker_id, tokens)
+            report = self.store.poll_cancel_requests(dispatcher.worker_id, tokens)
         else:
             return HeartbeatReport()
         # Jobs that finished while the report was read are not lost, just done.
@@ -95,13 +95,13 @@ class Rescuer:
     name = "rescuer"
     leader_only = True
 
-    def __init__(self, repository: Repository, settings: Settings) -> None:
-        self.repository = repository
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
         self.settings = settings
         self.interval = settings.heartbeat_interval
 
     def run_once(self, now: datetime) -> RescueReport:
-        report = self.repository.rescue_expired(now, self.settings.rescue_grace)
+        report = self.store.rescue_expired(now, self.settings.rescue_grace)
         if report.total:
             log.warning(
                 "rescued jobs of dead workers: requeued %s, failed %s, canceled %s",
@@ -122,8 +122,8 @@ class Pruner:
     leader_only = True
     interval = PRUNE_INTERVAL
 
-    def __init__(self, repository: Repository, settings: Settings) -> None:
-        self.repository = repository
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
         self.settings = settings
 
     def retention(self) -> dict[JobStatus, float]:
@@ -137,7 +137,7 @@ class Pruner:
 
     def run_once(self, now: datetime) -> dict[JobStatus, int]:
         pruned = {
-            status: self.repository.purge(now - timedelta(seconds=s), [status], PRUNE_BATCH)
+            status: self.store.purge(now - timedelta(seconds=s), [status], PRUNE_BATCH)
             for status, s in self.retention().items()
         }
         if any(pruned.values()):
@@ -153,13 +153,13 @@ class Reaper:
     leader_only = True
     interval = PRUNE_INTERVAL
 
-    def __init__(self, repository: Repository, settings: Settings) -> None:
-        self.repository = repository
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
         self.settings = settings
 
     def run_once(self, now: datetime) -> int:
         settings = self.settings
-        return self.repository.prune_workers(now, settings.worker_stale_after, settings.lease)
+        return self.store.prune_workers(now, settings.worker_stale_after, settings.lease)
 
 
 class Maintenance:
@@ -168,17 +168,17 @@ class Maintenance:
 
     def __init__(
         self,
-        repository: Repository,
+        store: Store,
         dispatcher: Dispatcher,
         settings: Settings,
         clock: Callable[[], datetime],
         events: Events | None = None,
     ) -> None:
-        self.heartbeat = Heartbeat(repository, dispatcher, settings, clock)
-        self.leadership = Leadership(repository, dispatcher.worker_id, settings, clock)
-        self.rescuer = Rescuer(repository, settings)
-        self.pruner = Pruner(repository, settings)
-        self.reaper = Reaper(repository, settings)
+        self.heartbeat = Heartbeat(store, dispatcher, settings, clock)
+        self.leadership = Leadership(store, dispatcher.worker_id, settings, clock)
+        self.rescuer = Rescuer(store, settings)
+        self.pruner = Pruner(store, settings)
+        self.reaper = Reaper(store, settings)
         self.runners = [
             ServiceRunner("heartbeat", [self.heartbeat, self.leadership], clock, events=events),
             ServiceRunner(

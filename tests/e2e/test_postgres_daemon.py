@@ -16,7 +16,7 @@ def test_two_daemons_share_the_work_on_postgres(postgres_url: str, daemons: Daem
         ids = client.enqueue_many([{"type": "record"} for _ in range(300)])
         workers = [daemons.start(postgres_url, "--burst", "--concurrency", "4") for _ in range(2)]
         assert [worker.wait(timeout=120) for worker in workers] == [0, 0]
-        jobs = client.repository.get_many(ids)
+        jobs = client.store.get_many(ids)
     assert len(jobs) == 300
     assert all(job.status is JobStatus.COMPLETED and job.attempts == 1 for job in jobs)
     starts = daemons.records(event="start")

@@ -21,12 +21,12 @@ LEASE = 30.0
 
 
 def enqueue(client: Client, *jobs: NewJob) -> list[int]:
-    return client.repository.enqueue_many(list(jobs), at(0))
+    return client.store.enqueue_many(list(jobs), at(0))
 
 
 def claim_one_by_one(client: Client, now_seconds: float = 100) -> list[int]:
     order = []
-    while claimed := client.repository.claim("w", (), 1, at(now_seconds), LEASE):
+    while claimed := client.store.claim("w", (), 1, at(now_seconds), LEASE):
         order.extend(job.id for job in claimed)
     return order
 
@@ -48,43 +48,43 @@ def test_claim_order_is_priority_then_run_at_then_id(any_client: Client) -> None
 
 def test_a_batch_claim_takes_the_best_jobs(any_client: Client) -> None:
     ids = enqueue(any_client, *(NewJob("noop", {}, priority=p) for p in [1, 9, 3, 7, 5]))
-    claimed = any_client.repository.claim("w", (), 2, at(1), LEASE)
+    claimed = any_client.store.claim("w", (), 2, at(1), LEASE)
     assert {job.id for job in claimed} == {ids[1], ids[3]}
 
 
 def test_jobs_due_in_the_future_are_not_claimed(any_client: Client) -> None:
     (later,) = enqueue(any_client, NewJob("noop", {}, run_at=at(100), priority=10))
     (now,) = enqueue(any_client, NewJob("noop", {}, run_at=at(0)))
-    assert [j.id for j in any_client.repository.claim("w", (), 10, at(99.999), LEASE)] == [now]
+    assert [j.id for j in any_client.store.claim("w", (), 10, at(99.999), LEASE)] == [now]
     # Due exactly at run_at.
-    assert [j.id for j in any_client.repository.claim("w", (), 10, at(100), LEASE)] == [later]
+    assert [j.id for j in any_client.store.claim("w", (), 10, at(100), LEASE)] == [later]
 
 
 def test_claim_only_from_the_queues_asked_for(any_client: Client) -> None:
     ids = enqueue(any_client, *(NewJob("noop", {}, queue=q) for q in "abcabc"))
-    claimed = any_client.repository.claim("w", ("a", "c"), 10, at(1), LEASE)
+    claimed = any_client.store.claim("w", ("a", "c"), 10, at(1), LEASE)
     assert sorted(job.id for job in claimed) == [ids[0], ids[2], ids[3], ids[5]]
     assert {job.queue for job in claimed} == {"a", "c"}
-    rest = any_client.repository.claim("w", (), 10, at(1), LEASE)
+    rest = any_client.store.claim("w", (), 10, at(1), LEASE)
     assert sorted(job.id for job in rest) == [ids[1], ids[4]]
 
 
 def test_claim_takes_at_most_the_limit(any_client: Client) -> None:
     enqueue(any_client, *(NewJob("noop", {}) for _ in range(10)))
-    repository = any_client.repository
-    assert len(repository.claim("w", (), 4, at(1), LEASE)) == 4
-    assert len(repository.claim("w", (), 4, at(1), LEASE)) == 4
-    assert len(repository.claim("w", (), 4, at(1), LEASE)) == 2
-    assert repository.claim("w", (), 4, at(1), LEASE) == []
-    assert repository.claim("w", (), 0, at(1), LEASE) == []
+    store = any_client.store
+    assert len(store.claim("w", (), 4, at(1), LEASE)) == 4
+    assert len(store.claim("w", (), 4, at(1), LEASE)) == 4
+    assert len(store.claim("w", (), 4, at(1), LEASE)) == 2
+    assert store.claim("w", (), 4, at(1), LEASE) == []
+    assert store.claim("w", (), 0, at(1), LEASE) == []
 
 
 def test_claim_leases_the_job_to_the_worker(any_client: Client) -> None:
     (job_id,) = enqueue(any_client, NewJob("echo", {"x": [1, 2]}, max_attempts=4, timeout=2.5))
-    (claimed,) = any_client.repository.claim("w-1", (), 5, at(10), LEASE)
+    (claimed,) = any_client.store.claim("w-1", (), 5, at(10), LEASE)
     assert (claimed.id, claimed.type, claimed.payload) == (job_id, "echo", {"x": [1, 2]})
     assert (claimed.attempt, claimed.max_attempts, claimed.timeout) == (1, 4, 2.5)
-    job = any_client.repository.get(job_id)
+    job = any_client.store.get(job_id)
     assert (job.status, job.attempts, job.worker_id) == (JobStatus.RUNNING, 1, "w-1")
     assert job.started_at == at(10)
     assert job.lease_expires_at == at(10) + timedelta(seconds=LEASE)
@@ -92,8 +92,8 @@ def test_claim_leases_the_job_to_the_worker(any_client: Client) -> None:
 
 def test_each_claim_gets_its_own_fencing_token(any_client: Client) -> None:
     enqueue(any_client, *(NewJob("noop", {}) for _ in range(4)))
-    first = any_client.repository.claim("w", (), 2, at(1), LEASE)
-    second = any_client.repository.claim("w", (), 2, at(1), LEASE)
+    first = any_client.store.claim("w", (), 2, at(1), LEASE)
+    second = any_client.store.claim("w", (), 2, at(1), LEASE)
     assert len({job.lease_token for job in first}) == 1
     assert {job.lease_token for job in first}.isdisjoint(job.lease_token for job in second)
 

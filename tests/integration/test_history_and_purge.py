@@ -20,10 +20,10 @@ from tests.support.factories import (
 
 
 def test_every_failed_attempts_error_and_traceback_is_kept_in_order(any_client: Client) -> None:
-    repository = any_client.repository
-    job_id = repository.enqueue(NewJob("flaky", {}, max_attempts=3), at(0))
+    store = any_client.store
+    job_id = store.enqueue(NewJob("flaky", {}, max_attempts=3), at(0))
     for attempt in (1, 2, 3):
-        (job,) = repository.claim("w", (), 1, at(100 * attempt), 30)
+        (job,) = store.claim("w", (), 1, at(100 * attempt), 30)
         last = attempt == 3
         finish = Finish(
             job.id,
@@ -36,7 +36,7 @@ def test_every_failed_attempts_error_and_traceback_is_kept_in_order(any_client: 
             error=f"ValueError: bad {attempt}",
             traceback=f"Traceback (most recent call last):\n  line {attempt}\nValueError",
         )
-        assert repository.finish([finish], at(100 * attempt + 0.5)) == []
+        assert store.finish([finish], at(100 * attempt + 0.5)) == []
     errors = any_client.errors(job_id)
     assert [e.attempt for e in errors] == [1, 2, 3]
     assert [e.error for e in errors] == [
@@ -53,16 +53,16 @@ def test_every_failed_attempts_error_and_traceback_is_kept_in_order(any_client: 
 
 
 def test_a_success_after_failures_keeps_the_history(any_client: Client) -> None:
-    repository = any_client.repository
-    job_id = repository.enqueue(NewJob("flaky", {}), at(0))
-    (job,) = repository.claim("w", (), 1, at(1), 30)
+    store = any_client.store
+    job_id = store.enqueue(NewJob("flaky", {}), at(0))
+    (job,) = store.claim("w", (), 1, at(1), 30)
     fail = Finish(
         job.id, job.lease_token, Action.RETRY_LATER, JobStatus.PENDING, 1, False, at(2), error="E"
     )
-    repository.finish([fail], at(1))
-    (job,) = repository.claim("w", (), 1, at(3), 30)
+    store.finish([fail], at(1))
+    (job,) = store.claim("w", (), 1, at(3), 30)
     done = Finish(job.id, job.lease_token, Action.COMPLETE, JobStatus.COMPLETED, 2, True, None, "7")
-    repository.finish([done], at(4))
+    store.finish([done], at(4))
     finished = any_client.get(job_id)
     assert (finished.status, finished.result, finished.attempts) == (JobStatus.COMPLETED, 7, 2)
     assert [e.error for e in any_client.errors(job_id)] == ["E"]
@@ -82,7 +82,7 @@ def test_purge_deletes_only_finished_jobs_older_than_the_cutoff(any_client: Clie
     insert_error(engine, old[JobStatus.FAILED], 2)
     insert_error(engine, at_cutoff, 1)
 
-    deleted = any_client.repository.purge(at(50), [JobStatus.COMPLETED, JobStatus.FAILED])
+    deleted = any_client.store.purge(at(50), [JobStatus.COMPLETED, JobStatus.FAILED])
     assert deleted == 2
     assert raw_row(engine, old[JobStatus.COMPLETED]) is None
     assert raw_row(engine, old[JobStatus.FAILED]) is None
@@ -91,7 +91,7 @@ def test_purge_deletes_only_finished_jobs_older_than_the_cutoff(any_client: Clie
         assert raw_row(engine, kept) is not None
     assert error_count(engine) == 1
 
-    assert any_client.repository.purge(at(50), [JobStatus.CANCELED]) == 1
+    assert any_client.store.purge(at(50), [JobStatus.CANCELED]) == 1
     assert raw_row(engine, old[JobStatus.CANCELED]) is None
 
 
@@ -111,7 +111,7 @@ def test_purge_through_the_client_defaults_to_every_finished_status(any_client: 
 def test_purge_of_a_status_that_is_not_finished_is_refused(any_client: Client) -> None:
     job_id = insert_job(any_client.engine, JobStatus.PENDING, finished_at=at(0))
     with pytest.raises(InvalidTransition, match="cannot purge job: it is pending"):
-        any_client.repository.purge(at(50), [JobStatus.PENDING])
+        any_client.store.purge(at(50), [JobStatus.PENDING])
     with pytest.raises(InvalidTransition, match="only finished jobs can be purged"):
         any_client.purge(0, ["running"])
     assert raw_row(any_client.engine, job_id) is not None
@@ -121,5 +121,5 @@ def test_purge_of_many_jobs_in_batches(any_client: Client) -> None:
     total = upkeep.PURGE_BATCH + 7
     insert_jobs(any_client.engine, total, JobStatus.COMPLETED, finished_at=at(0))
     insert_jobs(any_client.engine, 3, JobStatus.COMPLETED, finished_at=at(99))
-    assert any_client.repository.purge(at(50), [JobStatus.COMPLETED]) == total
+    assert any_client.store.purge(at(50), [JobStatus.COMPLETED]) == total
     assert any_client.stats().counts == {"default": {"completed": 3}}

@@ -24,7 +24,7 @@ def at(seconds: float) -> datetime:
 def test_the_lead_is_kept_by_its_holder_and_taken_only_once_it_expired(
     any_client: Client,
 ) -> None:
-    repo = any_client.repository
+    repo = any_client.store
     assert repo.take_lead("a", at(0), 10) == 1
     assert repo.take_lead("a", at(5), 10) == 1  # a renewal keeps the term
     assert repo.take_lead("b", at(14), 10) is None  # a's lease runs to 15
@@ -37,7 +37,7 @@ def test_the_lead_is_kept_by_its_holder_and_taken_only_once_it_expired(
 
 
 def test_racing_takers_elect_exactly_one(any_client: Client) -> None:
-    repo = any_client.repository
+    repo = any_client.store
     holders: list[str] = []
     term = 0
     for round_number in range(5):
@@ -69,7 +69,7 @@ def test_two_daemons_never_both_believe_they_lead(tmp_path: Path) -> None:
     for longer than the lead; a checker samples every belief all the while."""
     settings = replace(Settings(database=f"sqlite:///{tmp_path / 'lead.db'}"), lease=0.6)
     client = Client.open(settings)
-    rivals = [Leadership(client.repository, f"w{n}", settings, client.clock) for n in range(4)]
+    rivals = [Leadership(client.store, f"w{n}", settings, client.clock) for n in range(4)]
     stop = threading.Event()
     both: list[list[str]] = []
     terms: list[tuple[str, int]] = []

@@ -37,32 +37,32 @@ def fail_later(job: ClaimedJob, error: str = "RuntimeError: boom") -> Finish:
 
 
 def claim_one(client: Client, worker: str, now: float) -> ClaimedJob:
-    (job,) = client.repository.claim(worker, (), 1, at(now), LEASE)
+    (job,) = client.store.claim(worker, (), 1, at(now), LEASE)
     return job
 
 
 def test_finish_with_a_stale_lease_token_is_dropped(any_client: Client) -> None:
-    repository = any_client.repository
-    repository.enqueue(NewJob("noop", {}, max_attempts=5), at(0))
+    store = any_client.store
+    store.enqueue(NewJob("noop", {}, max_attempts=5), at(0))
     old = claim_one(any_client, "w-dead", now=0)
-    repository.rescue_expired(at(LEASE + 1))  # w-dead stopped renewing its lease
+    store.rescue_expired(at(LEASE + 1))  # w-dead stopped renewing its lease
     new = claim_one(any_client, "w-new", now=LEASE + 2)
     assert new.id == old.id and new.lease_token != old.lease_token
     before = raw_row(any_client.engine, old.id)
 
-    assert repository.finish([complete(old)], at(LEASE + 3)) == [old.id]
-    assert repository.finish([fail_later(old)], at(LEASE + 3)) == [old.id]
+    assert store.finish([complete(old)], at(LEASE + 3)) == [old.id]
+    assert store.finish([fail_later(old)], at(LEASE + 3)) == [old.id]
     assert raw_row(any_client.engine, old.id) == before
     assert error_count(any_client.engine, old.id) == 1  # the rescue's, not the stale failure's
 
-    assert repository.finish([complete(new)], at(LEASE + 4)) == []
-    assert repository.get(new.id).status is JobStatus.COMPLETED
+    assert store.finish([complete(new)], at(LEASE + 4)) == []
+    assert store.get(new.id).status is JobStatus.COMPLETED
 
 
 def test_a_batch_with_one_stale_outcome_still_saves_the_others(any_client: Client) -> None:
-    repository = any_client.repository
-    repository.enqueue_many([NewJob("noop", {}) for _ in range(3)], at(0))
-    jobs = repository.claim("w", (), 3, at(0), LEASE)
+    store = any_client.store
+    store.enqueue_many([NewJob("noop", {}) for _ in range(3)], at(0))
+    jobs = store.claim("w", (), 3, at(0), LEASE)
     by_id = sorted(jobs, key=lambda job: job.id)
     # An operator's retry cannot touch a running job, so take one away the way a rescue does.
     with any_client.engine.begin() as connection:
@@ -71,37 +71,37 @@ def test_a_batch_with_one_stale_outcome_still_saves_the_others(any_client: Clien
             .where(jobs_table.c.id == by_id[1].id)
             .values(lease_token="someone-else")
         )
-    stale = repository.finish([fail_later(by_id[0]), complete(by_id[1]), complete(by_id[2])], at(1))
+    stale = store.finish([fail_later(by_id[0]), complete(by_id[1]), complete(by_id[2])], at(1))
     assert stale == [by_id[1].id]
-    assert [repository.get(job.id).status for job in by_id] == [
+    assert [store.get(job.id).status for job in by_id] == [
         JobStatus.PENDING,
         JobStatus.RUNNING,
         JobStatus.COMPLETED,
     ]
-    assert [len(repository.errors(job.id)) for job in by_id] == [1, 0, 0]
+    assert [len(store.errors(job.id)) for job in by_id] == [1, 0, 0]
 
 
 def test_heartbeat_renews_the_leases_of_the_workers_jobs(any_client: Client) -> None:
-    repository = any_client.repository
-    repository.enqueue_many([NewJob("noop", {}) for _ in range(2)], at(0))
+    store = any_client.store
+    store.enqueue_many([NewJob("noop", {}) for _ in range(2)], at(0))
     mine = claim_one(any_client, "w-live", now=0)
     theirs = claim_one(any_client, "w-dead", now=0)
-    report = repository.heartbeat("w-live", {mine.id: mine.lease_token}, at(20), LEASE)
+    report = store.heartbeat("w-live", {mine.id: mine.lease_token}, at(20), LEASE)
     assert report.lost == report.cancel_requested == frozenset()
-    assert repository.get(mine.id).lease_expires_at == at(20 + LEASE)
+    assert store.get(mine.id).lease_expires_at == at(20 + LEASE)
 
-    rescued = repository.rescue_expired(at(40))
+    rescued = store.rescue_expired(at(40))
     assert rescued.requeued == [theirs.id]
-    assert repository.get(mine.id).status is JobStatus.RUNNING
+    assert store.get(mine.id).status is JobStatus.RUNNING
 
 
 def test_heartbeat_reports_jobs_taken_away(any_client: Client) -> None:
-    repository = any_client.repository
-    repository.enqueue(NewJob("noop", {}), at(0))
+    store = any_client.store
+    store.enqueue(NewJob("noop", {}), at(0))
     old = claim_one(any_client, "w-slow", now=0)
-    repository.rescue_expired(at(LEASE + 1))
+    store.rescue_expired(at(LEASE + 1))
     claim_one(any_client, "w-other", now=LEASE + 1)
-    report = repository.heartbeat("w-slow", {old.id: old.lease_token}, at(LEASE + 2), LEASE)
+    report = store.heartbeat("w-slow", {old.id: old.lease_token}, at(LEASE + 2), LEASE)
     assert report.lost == {old.id}
 
 
@@ -114,13 +114,13 @@ def test_rescue_requeues_a_dead_workers_job_counting_the_attempt(any_client: Cli
         worker_id="w-dead",
         lease_expires_at=at(30),
     )
-    report = any_client.repository.rescue_expired(at(31))
+    report = any_client.store.rescue_expired(at(31))
     assert (report.requeued, report.failed, report.canceled) == ([job_id], [], [])
-    job = any_client.repository.get(job_id)
+    job = any_client.store.get(job_id)
     assert (job.status, job.attempts, job.run_at) == (JobStatus.PENDING, 1, at(31))
     assert (job.worker_id, job.lease_expires_at, job.finished_at) == (None, None, None)
     assert raw_row(any_client.engine, job_id)["lease_token"] is None  # type: ignore[index]
-    (error,) = any_client.repository.errors(job_id)
+    (error,) = any_client.store.errors(job_id)
     assert (error.attempt, error.failed_at) == (1, at(31))
     assert "w-dead" in error.error and "died" in error.error
     assert job.last_error is not None and "died" in job.last_error
@@ -132,29 +132,29 @@ def test_rescue_fails_a_job_that_used_its_last_attempt(any_client: Client) -> No
     job_id = insert_job(
         any_client.engine, JobStatus.RUNNING, attempts=3, max_attempts=3, lease_expires_at=at(30)
     )
-    report = any_client.repository.rescue_expired(at(31))
+    report = any_client.store.rescue_expired(at(31))
     assert report.failed == [job_id]
-    job = any_client.repository.get(job_id)
+    job = any_client.store.get(job_id)
     assert (job.status, job.finished_at, job.attempts) == (JobStatus.FAILED, at(31), 3)
-    assert "died" in any_client.repository.errors(job_id)[0].error
+    assert "died" in any_client.store.errors(job_id)[0].error
 
 
 def test_rescue_ends_a_cancel_requested_job_canceled(any_client: Client) -> None:
     job_id = insert_job(
         any_client.engine, JobStatus.RUNNING, cancel_requested=True, lease_expires_at=at(30)
     )
-    report = any_client.repository.rescue_expired(at(31))
+    report = any_client.store.rescue_expired(at(31))
     assert report.canceled == [job_id]
-    job = any_client.repository.get(job_id)
+    job = any_client.store.get(job_id)
     assert (job.status, job.finished_at) == (JobStatus.CANCELED, at(31))
-    assert any_client.repository.errors(job_id) == []
+    assert any_client.store.errors(job_id) == []
 
 
 @pytest.mark.parametrize("now", [29, 30], ids=["before", "at-expiry"])
 def test_a_lease_not_yet_expired_is_left_alone(any_client: Client, now: float) -> None:
     job_id = insert_job(any_client.engine, JobStatus.RUNNING, lease_expires_at=at(30))
     before = raw_row(any_client.engine, job_id)
-    assert any_client.repository.rescue_expired(at(now)).total == 0
+    assert any_client.store.rescue_expired(at(now)).total == 0
     assert raw_row(any_client.engine, job_id) == before
 
 
@@ -164,54 +164,54 @@ def test_rescue_handles_many_jobs_and_their_mix(any_client: Client) -> None:
     failed = insert_job(engine, JobStatus.RUNNING, attempts=3, lease_expires_at=at(1))
     canceled = insert_job(engine, JobStatus.RUNNING, cancel_requested=True, lease_expires_at=at(2))
     alive = insert_job(engine, JobStatus.RUNNING, lease_expires_at=at(100))
-    report = any_client.repository.rescue_expired(at(50))
+    report = any_client.store.rescue_expired(at(50))
     assert sorted(report.requeued) == requeued
     assert (report.failed, report.canceled) == ([failed], [canceled])
-    assert any_client.repository.get(alive).status is JobStatus.RUNNING
-    assert any_client.repository.rescue_expired(at(50)).total == 0
+    assert any_client.store.get(alive).status is JobStatus.RUNNING
+    assert any_client.store.rescue_expired(at(50)).total == 0
 
 
 def test_lease_expiry_is_now_plus_the_lease(any_client: Client) -> None:
-    any_client.repository.enqueue(NewJob("noop", {}), at(0))
-    job = any_client.repository.claim("w", (), 1, at(7), lease=2.5)[0]
-    assert any_client.repository.get(job.id).lease_expires_at == at(7) + timedelta(seconds=2.5)
+    any_client.store.enqueue(NewJob("noop", {}), at(0))
+    job = any_client.store.claim("w", (), 1, at(7), lease=2.5)[0]
+    assert any_client.store.get(job.id).lease_expires_at == at(7) + timedelta(seconds=2.5)
 
 
 def test_rescue_waits_out_the_grace_after_the_lease(any_client: Client) -> None:
     job_id = insert_job(any_client.engine, JobStatus.RUNNING, lease_expires_at=at(30))
-    assert any_client.repository.rescue_expired(at(31), grace=2).total == 0
-    assert any_client.repository.rescue_expired(at(33), grace=2).requeued == [job_id]
+    assert any_client.store.rescue_expired(at(31), grace=2).total == 0
+    assert any_client.store.rescue_expired(at(33), grace=2).requeued == [job_id]
 
 
 def test_rescue_spares_a_job_whose_owner_still_beats(any_client: Client) -> None:
-    repository = any_client.repository
-    repository.register_worker(
+    store = any_client.store
+    store.register_worker(
         WorkerInfo("w-late", "host", 1, (), 1, at(0), heartbeat_at=at(25), lease=10.0)
     )
     job_id = insert_job(
         any_client.engine, JobStatus.RUNNING, worker_id="w-late", lease_expires_at=at(30)
     )
-    report = repository.rescue_expired(at(34), grace=2)  # owner beat 9 s ago: within 10 + 2
+    report = store.rescue_expired(at(34), grace=2)  # owner beat 9 s ago: within 10 + 2
     assert (report.total, report.spared) == (0, [job_id])
-    assert repository.rescue_expired(at(38), grace=2).requeued == [job_id]  # 13 s: dead
+    assert store.rescue_expired(at(38), grace=2).requeued == [job_id]  # 13 s: dead
 
 
 def test_a_renewal_reads_the_clock_and_never_shortens_a_lease(any_client: Client) -> None:
-    repository = any_client.repository
-    repository.enqueue(NewJob("noop", {}), at(0))
+    store = any_client.store
+    store.enqueue(NewJob("noop", {}), at(0))
     job = claim_one(any_client, "w", now=50)  # lease until 50 + LEASE
-    report = repository.renew("w", {job.id: job.lease_token}, lambda: at(10), LEASE)
+    report = store.renew("w", {job.id: job.lease_token}, lambda: at(10), LEASE)
     assert report.renewed == {job.id} and report.renewed_at == at(10)
-    assert repository.get(job.id).lease_expires_at == at(50 + LEASE)
-    repository.renew("w", {job.id: job.lease_token}, lambda: at(60), LEASE)
-    assert repository.get(job.id).lease_expires_at == at(60 + LEASE)
+    assert store.get(job.id).lease_expires_at == at(50 + LEASE)
+    store.renew("w", {job.id: job.lease_token}, lambda: at(60), LEASE)
+    assert store.get(job.id).lease_expires_at == at(60 + LEASE)
 
 
 def test_a_turn_can_renew_the_workers_leases(any_client: Client) -> None:
-    repository = any_client.repository
-    repository.enqueue_many([NewJob("noop", {}) for _ in range(2)], at(0))
+    store = any_client.store
+    store.enqueue_many([NewJob("noop", {}) for _ in range(2)], at(0))
     mine = claim_one(any_client, "w", now=0)
-    turn = repository.finish_and_claim((), "w", (), 1, lambda: at(20), LEASE, renew=True)
+    turn = store.finish_and_claim((), "w", (), 1, lambda: at(20), LEASE, renew=True)
     assert turn.renewed == {mine.id: mine.lease_token}
     assert [job.id for job in turn.claimed] != [mine.id]
-    assert repository.get(mine.id).lease_expires_at == at(20 + LEASE)
+    assert store.get(mine.id).lease_expires_at == at(20 + LEASE)

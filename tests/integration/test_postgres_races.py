@@ -30,7 +30,7 @@ def blocked_on_a_row_lock(client: Client) -> bool:
 def test_cancel_racing_a_claim_still_cancels(postgres_client: Client) -> None:
     """The cancel reads `pending`; a worker's claim commits before the cancel writes."""
     client = postgres_client
-    job_id = client.repository.enqueue(NewJob("noop", {}), at(0))
+    job_id = client.store.enqueue(NewJob("noop", {}), at(0))
     outcome: dict[str, Any] = {}
 
     with client.engine.connect() as claimer:
@@ -45,7 +45,7 @@ def test_cancel_racing_a_claim_still_cancels(postgres_client: Client) -> None:
 
         def cancel() -> None:
             try:
-                outcome["job"] = client.repository.cancel(job_id, at(1))
+                outcome["job"] = client.store.cancel(job_id, at(1))
             except Exception as error:  # reported below, with the job's state
                 outcome["error"] = error
 

@@ -21,7 +21,7 @@ HOUR, DAY = 3600.0, 86400.0
 
 
 def _statuses(client: Client) -> dict[str, int]:
-    return {s: n for s, n in client.repository.stats(at(0)).counts.get("default", {}).items() if n}
+    return {s: n for s, n in client.store.stats(at(0)).counts.get("default", {}).items() if n}
 
 
 def test_each_status_is_kept_as_long_as_its_retention_says(any_client: Client) -> None:
@@ -31,7 +31,7 @@ def test_each_status_is_kept_as_long_as_its_retention_says(any_client: Client) -
         insert_jobs(engine, 2, status, finished_at=at(6 * DAY))  # recent
     insert_jobs(engine, 4, JobStatus.PENDING)
     insert_jobs(engine, 1, JobStatus.RUNNING)
-    pruner = Pruner(any_client.repository, Settings())  # defaults: 24 h, 7 d, 7 d
+    pruner = Pruner(any_client.store, Settings())  # defaults: 24 h, 7 d, 7 d
 
     pruned = pruner.run_once(at(6 * DAY + HOUR))
     assert pruned == {JobStatus.COMPLETED: 3, JobStatus.FAILED: 0, JobStatus.CANCELED: 0}
@@ -50,7 +50,7 @@ def test_zero_keeps_a_status_forever(any_client: Client) -> None:
     insert_jobs(any_client.engine, 3, JobStatus.COMPLETED, finished_at=at(0))
     insert_jobs(any_client.engine, 3, JobStatus.FAILED, finished_at=at(0))
     settings = replace(Settings(), retain_completed=0.0, retain_failed=HOUR)
-    pruned = Pruner(any_client.repository, settings).run_once(at(100 * DAY))
+    pruned = Pruner(any_client.store, settings).run_once(at(100 * DAY))
     assert pruned == {JobStatus.FAILED: 3, JobStatus.CANCELED: 0}
     assert _statuses(any_client) == {"completed": 3}
 
@@ -65,7 +65,7 @@ def test_pruning_runs_in_small_transactions(client: Client) -> None:
             statements.append(statement)
 
     settings = replace(Settings(), retain_failed=0.0, retain_canceled=0.0)
-    pruned = Pruner(client.repository, settings).run_once(at(2 * DAY))
+    pruned = Pruner(client.store, settings).run_once(at(2 * DAY))
     assert pruned[JobStatus.COMPLETED] == 1_234
     assert len(statements) == 3  # 500 + 500 + 234: the write lock is never held for long
 

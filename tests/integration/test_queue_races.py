@@ -57,11 +57,9 @@ def test_concurrent_claims_never_exceed_a_global_limit(any_client: Client) -> No
 
     def worker(number: int) -> None:
         for _ in range(60):
-            claimed = client.repository.finish_and_claim(
-                (), f"w{number}", (), 3, LATER, 30.0
-            ).claimed
+            claimed = client.store.finish_and_claim((), f"w{number}", (), 3, LATER, 30.0).claimed
             seen.append(running_in(client, "q"))
-            client.repository.finish(
+            client.store.finish(
                 [
                     Finish(
                         job_id=job.id,
@@ -89,7 +87,7 @@ def test_concurrent_claims_take_no_more_than_the_rate_allows(any_client: Client)
 
     def worker(number: int) -> None:
         for _ in range(10):
-            turn = client.repository.finish_and_claim((), f"w{number}", (), 4, LATER, 30.0)
+            turn = client.store.finish_and_claim((), f"w{number}", (), 4, LATER, 30.0)
             taken.append(len(turn.claimed))
 
     in_threads(worker)

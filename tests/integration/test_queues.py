@@ -32,7 +32,7 @@ def claim(
     caps: dict[str, int] | None = None,
     worker: str = "w1",
 ) -> list[ClaimedJob]:
-    turn = client.repository.finish_and_claim((), worker, queues, limit, at(now), LEASE, caps=caps)
+    turn = client.store.finish_and_claim((), worker, queues, limit, at(now), LEASE, caps=caps)
     return turn.claimed
 
 
@@ -49,7 +49,7 @@ def complete(client: Client, job: ClaimedJob, now: float = 1.0) -> None:
         attempt=job.attempt,
         finished=True,
     )
-    assert client.repository.finish([done], at(now)) == []
+    assert client.store.finish([done], at(now)) == []
 
 
 def test_a_queue_gets_its_row_on_first_enqueue_and_lists_with_counts(any_client: Client) -> None:
@@ -87,7 +87,7 @@ def test_a_global_concurrency_limit_holds_across_workers(any_client: Client) -> 
     enqueue(any_client, "mail", 10)
     enqueue(any_client, "other", 3)
     any_client.set_queue("mail", concurrency=2)
-    turn = any_client.repository.finish_and_claim((), "w1", (), 10, at(0), LEASE)
+    turn = any_client.store.finish_and_claim((), "w1", (), 10, at(0), LEASE)
     mail = [j for j in turn.claimed if j.queue == "mail"]
     assert len(mail) == 2 and len(turn.claimed) == 5  # the other queue is not held back
     assert turn.held  # a concurrency limit, not a lack of jobs, ended the take
@@ -113,14 +113,14 @@ def test_a_rate_limit_starts_burst_then_one_per_interval_and_keeps_attempts(
 ) -> None:
     ids = enqueue(any_client, "api", 20)
     any_client.set_queue("api", rate="5/1s:3")
-    first = any_client.repository.finish_and_claim((), "w1", (), 10, at(0), LEASE)
+    first = any_client.store.finish_and_claim((), "w1", (), 10, at(0), LEASE)
     assert len(first.claimed) == 3  # the burst
-    held = any_client.repository.finish_and_claim((), "w1", (), 10, at(0.1), LEASE)
+    held = any_client.store.finish_and_claim((), "w1", (), 10, at(0.1), LEASE)
     assert held.claimed == [] and held.wake_in == pytest.approx(0.1, abs=0.01)
     assert len(claim(any_client, 10, now=0.2)) == 1  # one start per 200 ms after the burst
     assert len(claim(any_client, 10, now=0.3)) == 0
     assert len(claim(any_client, 10, now=1.0)) == 3  # refilled, up to the burst
-    waiting = [j for j in any_client.repository.get_many(ids) if j.status is JobStatus.PENDING]
+    waiting = [j for j in any_client.store.get_many(ids) if j.status is JobStatus.PENDING]
     assert len(waiting) == 13 and all(j.attempts == 0 for j in waiting)
 
 

@@ -83,7 +83,7 @@ def statements(client: Client) -> Iterator[list[str]]:
 
 def claim_plan(client: Client, statements: list[str], queues: tuple[str, ...]) -> str:
     statements.clear()
-    claimed = client.repository.claim("w", queues, 5, at(10), 30)
+    claimed = client.store.claim("w", queues, 5, at(10), 30)
     assert len(claimed) == 5
     (claim_sql,) = [s for s in statements if re.search(r"ORDER BY\s+.*priority DESC", s, re.S)]
     with client.engine.connect() as connection:
@@ -115,8 +115,8 @@ def test_the_sqlite3_shell_reads_plain_text(client: Client, db_path: Path) -> No
     sqlite3_binary = shutil.which("sqlite3")
     if sqlite3_binary is None:
         pytest.skip("the sqlite3 command-line shell is not installed")
-    client.repository.enqueue(NewJob("echo", {"greeting": "héllo", "n": [1, 2]}), at(0))
-    client.repository.enqueue(NewJob("noop", {}, run_at=at(3600.5)), at(0))
+    client.store.enqueue(NewJob("echo", {"greeting": "héllo", "n": [1, 2]}), at(0))
+    client.store.enqueue(NewJob("noop", {}, run_at=at(3600.5)), at(0))
     result = subprocess.run(
         [sqlite3_binary, str(db_path), "select status, run_at, payload from jobs order by id"],
         capture_output=True,

@@ -21,18 +21,18 @@ from durableq.core.outcomes import Finish
 def claim_until_empty(database: str, ready: Path, go: Path, batch: int) -> list[int]:
     claimed: list[int] = []
     with Client.open(database, create=False) as client:
-        repository = client.repository
+        store = client.store
         worker = f"claimer-{os.getpid()}"
         ready.touch()
         while not go.exists():
             time.sleep(0.005)
-        while jobs := repository.claim(worker, (), batch, utc_now(), lease=300):
+        while jobs := store.claim(worker, (), batch, utc_now(), lease=300):
             claimed.extend(job.id for job in jobs)
             done = [
                 Finish(job.id, job.lease_token, Action.COMPLETE, JobStatus.COMPLETED, 1, True)
                 for job in jobs
             ]
-            stale = repository.finish(done, utc_now())
+            stale = store.finish(done, utc_now())
             assert stale == [], stale
     return claimed
 

@@ -1,6 +1,6 @@
 """Rows in any state, inserted straight into the tables: for testing guards the API cannot reach.
 
-The repository only ever creates pending jobs; to check what it does to a job in every status,
+The store only ever creates pending jobs; to check what it does to a job in every status,
 tests need rows that look like ones a worker left behind (running with a lease, finished, ...).
 """
 

@@ -43,7 +43,7 @@ def build_seeded(path: Path) -> Path:
     assert done.returncode == 0, done.stderr
     with Client.open(str(path)) as client:
         # A lease no test outlives: the job stays running, as if its worker were busy with it.
-        claimed = client.repository.claim(RUNNING_WORKER, [HELD_QUEUE], 1, utc_now(), 3600.0)
+        claimed = client.store.claim(RUNNING_WORKER, [HELD_QUEUE], 1, utc_now(), 3600.0)
         assert [job.id for job in claimed] == [RUNNING]
         statuses = [client.get(job_id).status.value for job_id in range(1, 6)]
     assert statuses == ["completed", "failed", "canceled", "pending", "running"], statuses

@@ -1,4 +1,4 @@
-"""What every part of the repository shares: columns, status guards and transactions."""
+"""What every Core operation shares: columns, status guards and transactions."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     insert,
+    literal,
     select,
 )
 
@@ -36,16 +37,25 @@ RUNNING = JobStatus.RUNNING.value
 PENDING = JobStatus.PENDING.value
 
 
-def status_guard(action: Action) -> Any:
-    """`status IN (...)` exactly as the transition table allows `action`."""
-    return J.status.in_(sorted(status.value for status in sources_of(action)))
+def status_guard(*actions: Action) -> Any:
+    """The statuses from which the transition table allows every one of `actions`; one source
+    renders as `status = 'x'`, a literal, the form the partial indexes are keyed on."""
+    sources = sorted(set.intersection(*({s.value for s in sources_of(a)} for a in actions)))
+    assert sources, actions
+    if len(sources) == 1:
+        return J.status == literal(sources[0])
+    return J.status.in_(sources)
 
 
-class RepositoryBase:
+class CoreBase:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._insert_error = insert(job_errors_table)
+
+    def _notify(self, connection: Connection) -> None:
+        """Wake idle workers at this transaction's commit (SQLite's watchers see any commit;
+        PostgreSQL's store sends a NOTIFY)."""
 
     # -- transactions -------------------------------------------------------------------
 
@@ -54,7 +64,7 @@ class RepositoryBase:
         """A write transaction; on SQLite it holds the write lock from its start.
 
         `hurry_at` (a time.monotonic() value) is for lease renewals: from then on the wait for
-        SQLite's write lock stops being fair (see sqlite_sql.begin_immediate).
+        SQLite's write lock stops being fair (see sqlite/statements.begin_immediate).
         """
         if hurry_at is None:
             with translate_errors(self.engine), self.engine.begin() as connection:

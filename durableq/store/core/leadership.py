@@ -8,27 +8,19 @@ first's commit; SQLite serialises writers anyway. So at most one daemon holds an
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import case, literal, or_, select, update
 
-from durableq.store.core.base import RepositoryBase
+from durableq.store.core.base import CoreBase
+from durableq.store.records import Leader
 from durableq.store.schema import leadership_table
 
 L = leadership_table.c
 LEADER = "leader"
 
 
-@dataclass(frozen=True)
-class Leader:
-    holder: str
-    term: int
-    elected_at: datetime
-    expires_at: datetime
-
-
-class LeadershipOps(RepositoryBase):
+class LeadershipOps(CoreBase):
     def take_lead(self, worker_id: str, now: datetime, lease: float) -> int | None:
         """Take or keep the lead until now + lease; the term led, or None if another leads."""
         me = literal(worker_id)

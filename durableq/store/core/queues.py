@@ -1,10 +1,6 @@
-"""Queues in SQLAlchemy Core: their rows, their controls, backpressure and the controlled claim.
-
-Managing queues (pause, resume, set, list) goes through here on every dialect. The claim and
-the enqueue checks go through here on PostgreSQL; SQLite's hot path has the same logic in plain
-DBAPI (db/sqlite_queues.py), and the shared conformance tests run both. On PostgreSQL the rows
-of controlled queues are locked (FOR UPDATE) before counting, so two daemons' claims, or two
-producers' enqueues, cannot both see room that only one of them may take.
+"""Managing queues in SQLAlchemy Core, on every dialect: their rows, pause, resume, limits and
+the list with counts. What the claim and the enqueue check is each store's own (postgres/queues.py,
+sqlite/queues.py).
 """
 
 from __future__ import annotations
@@ -14,24 +10,21 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, or_, select, update
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from durableq.core.errors import InvalidInput, QueueFull
-from durableq.core.jobs import NewJob
-from durableq.core.queues import QueueControls, QueueInfo, Rate
-from durableq.store.core.base import PENDING, RUNNING, J, RepositoryBase
+from durableq.core.errors import InvalidInput
+from durableq.core.queues import QueueInfo, Rate
+from durableq.store.core.base import PENDING, RUNNING, CoreBase, J
+from durableq.store.records import UNSET
 from durableq.store.schema import (
     PENDING_ONLY,
     RUNNING_ONLY,
     UTCDateTime,
-    jobs_table,
     queues_table,
 )
 
 Q = queues_table.c
-
-UNSET: Any = object()  # set_queue: leave this control as it is
 
 
 def ensure_queue_rows(connection: Connection, names: Sequence[str], now: datetime) -> None:
@@ -42,63 +35,7 @@ def ensure_queue_rows(connection: Connection, names: Sequence[str], now: datetim
     connection.execute(statement, rows)
 
 
-def admit(connection: Connection, jobs: Sequence[NewJob], now: datetime) -> None:
-    """Refuse (QueueFull) a batch for which a queue with max_pending has no room."""
-    adding = collections.Counter(job.queue for job in jobs)
-    ensure_queue_rows(connection, sorted(adding), now)
-    bounded = connection.execute(
-        select(Q.name).where(Q.name.in_(sorted(adding)), Q.max_pending.is_not(None))
-    ).scalars()
-    for name in sorted(bounded):
-        # Locked, then counted: concurrent producers take turns on a bounded queue.
-        max_pending = connection.execute(
-            select(Q.max_pending).where(Q.name == name).with_for_update()
-        ).scalar_one()
-        if max_pending is None:
-            continue
-        pending = connection.execute(
-            select(func.count()).select_from(jobs_table).where(PENDING_ONLY, J.queue == name)
-        ).scalar_one()
-        if pending + adding[name] > max_pending:
-            raise QueueFull(name, int(pending), int(max_pending), adding[name])
-
-
-def read_controls(connection: Connection, listened: Sequence[str]) -> list[QueueControls]:
-    """The limited queues' rows, locked on PostgreSQL until the claim commits."""
-    query = select(
-        Q.name, Q.paused_at, Q.concurrency, Q.rate_count, Q.rate_period, Q.rate_burst, Q.rate_tat
-    ).where(or_(Q.paused_at.is_not(None), Q.concurrency.is_not(None), Q.rate_count.is_not(None)))
-    if listened:
-        query = query.where(Q.name.in_(list(listened)))
-    rows = connection.execute(query.order_by(Q.name).with_for_update()).all()
-    return [
-        QueueControls(
-            name=row.name,
-            paused=row.paused_at is not None,
-            concurrency=row.concurrency,
-            rate=Rate.from_columns(row.rate_count, row.rate_period, row.rate_burst),
-            rate_tat=row.rate_tat,
-        )
-        for row in rows
-    ]
-
-
-def running_counts(connection: Connection, names: Sequence[str]) -> dict[str, int]:
-    if not names:
-        return {}
-    rows = connection.execute(
-        select(J.queue, func.count())
-        .where(J.status == RUNNING, J.queue.in_(list(names)))
-        .group_by(J.queue)
-    ).all()
-    return {queue: int(count) for queue, count in rows}
-
-
-def set_tat(connection: Connection, name: str, tat: float) -> None:
-    connection.execute(update(queues_table).where(Q.name == name).values(rate_tat=tat))
-
-
-class QueueOps(RepositoryBase):
+class QueueOps(CoreBase):
     """Operators' side of queues: pause, resume, limits, and the list with counts."""
 
     def pause_queue(self, name: str, now: datetime) -> QueueInfo:
@@ -117,7 +54,7 @@ class QueueOps(RepositoryBase):
             connection.execute(
                 update(queues_table).where(Q.name == name).values(paused_at=None, updated_at=now)
             )
-            self._wake_workers(connection)
+            self._notify(connection)
         return self.queue(name, now)
 
     def set_queue(
@@ -144,7 +81,7 @@ class QueueOps(RepositoryBase):
         with self._write() as connection:
             ensure_queue_rows(connection, [name], now)
             connection.execute(update(queues_table).where(Q.name == name).values(**values))
-            self._wake_workers(connection)  # a raised limit may let waiting jobs start
+            self._notify(connection)  # a raised limit may let waiting jobs start
         return self.queue(name, now)
 
     def queue(self, name: str, now: datetime) -> QueueInfo:
@@ -197,11 +134,6 @@ class QueueOps(RepositoryBase):
             )
         return result
 
-    def _wake_workers(self, connection: Connection) -> None:
-        # SQLite's watchers see any commit; PostgreSQL's listen for this.
-        if self.dialect == "postgresql":
-            connection.exec_driver_sql("NOTIFY durableq_jobs")
-
 
 def _positive(value: int | None, what: str) -> int | None:
     if value is not None and (isinstance(value, bool) or value < 1):
@@ -215,4 +147,4 @@ def _aware(value: Any) -> datetime:
     return converted
 
 
-__all__ = ["UNSET", "QueueOps", "admit"]
+__all__ = ["QueueOps", "ensure_queue_rows"]

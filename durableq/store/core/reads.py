@@ -17,7 +17,7 @@ from durableq.core.jobs import (
     JobError,
     JobStatus,
 )
-from durableq.store.core.base import E, J, RepositoryBase
+from durableq.store.core.base import CoreBase, E, J
 from durableq.store.records import JobFilter, Stats, job_from_row
 from durableq.store.schema import (
     PENDING_ONLY,
@@ -27,7 +27,7 @@ from durableq.store.schema import (
 )
 
 
-class Reads(RepositoryBase):
+class Reads(CoreBase):
     # -- reads ----------------------------------------------------------------------------
 
     def get(self, job_id: int) -> Job:

@@ -23,12 +23,12 @@ from durableq.core.jobs import (
 )
 from durableq.store.core.base import (
     RUNNING,
+    CoreBase,
     J,
-    RepositoryBase,
     W,
     status_guard,
 )
-from durableq.store.records import HeartbeatReport, RescueReport, WorkerInfo
+from durableq.store.records import ErrorEntry, HeartbeatReport, RescueReport, WorkerInfo
 from durableq.store.schema import (
     UTCDateTime,
     jobs_table,
@@ -39,7 +39,7 @@ RESCUE_BATCH = 500
 PURGE_BATCH = 5000
 
 
-class Upkeep(RepositoryBase):
+class Upkeep(CoreBase):
     def heartbeat(
         self, worker_id: str, tokens: Mapping[int, str], now: datetime, lease: float
     ) -> HeartbeatReport:
@@ -117,13 +117,7 @@ class Upkeep(RepositoryBase):
             for status, ids in targets.items():
                 self._apply_rescue(connection, status, ids, now, cutoff)
             died = [
-                {
-                    "job_id": row.id,
-                    "attempt": row.attempts,
-                    "error": f"worker {row.worker_id} died: its lease expired",
-                    "traceback": None,
-                    "failed_at": now,
-                }
+                ErrorEntry.lease_expired(row.id, row.attempts, row.worker_id).row(now)
                 for row in rows
                 if not row.cancel_requested
             ]

@@ -2,7 +2,7 @@
 
 Importing SQLAlchemy is most of the half second a `durableq enqueue` call used to take. A
 database that exists, is in WAL mode and carries this code's schema revision needs none of it:
-the insert is the same plain-DBAPI statement the library uses (db/sqlite_sql.py). Anything else
+the insert is the same plain-DBAPI statement the store uses (sqlite/statements.py). Anything else
 (no file yet, an older or newer schema, not SQLite at all) returns None, and the caller takes
 the full path, which creates, upgrades or refuses the database with the proper message.
 """

@@ -1,6 +1,6 @@
 """The queue controls in SQLite's plain DBAPI: admitting new jobs, and what a claim may take.
 
-Shared by the worker's hot path (db/fastpath.py) and the CLI's quick enqueue (db/quick.py), so
+Shared by the SQLite store (sqlite/store.py) and the CLI's enqueue (sqlite/enqueue.py), so
 that backpressure holds on every way in. Every function runs inside the caller's write
 transaction: SQLite's write lock makes each count-then-act exact.
 """
@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from durableq.core.errors import QueueFull
-from durableq.core.jobs import NewJob
+from durableq.core.jobs import JobStatus, NewJob
 from durableq.core.queues import QueueControls, Rate
 
 QUEUE_ROW = "SELECT max_pending FROM queues WHERE name = ?"
@@ -20,14 +20,16 @@ NEW_QUEUE = (
     "INSERT INTO queues (name, created_at, updated_at) VALUES (?1, ?2, ?2) "
     "ON CONFLICT (name) DO NOTHING"
 )
-PENDING_IN_QUEUE = "SELECT count(*) FROM jobs WHERE status = 'pending' AND queue = ?"
+_PENDING, _RUNNING = JobStatus.PENDING.value, JobStatus.RUNNING.value
+PENDING_IN_QUEUE = f"SELECT count(*) FROM jobs WHERE status = '{_PENDING}' AND queue = ?"
 CONTROLS = """
 SELECT name, paused_at IS NOT NULL, concurrency, rate_count, rate_period, rate_burst, rate_tat
 FROM queues
 WHERE paused_at IS NOT NULL OR concurrency IS NOT NULL OR rate_count IS NOT NULL
 """
 RUNNING_IN = (
-    "SELECT queue, count(*) FROM jobs WHERE status = 'running' AND queue IN ({}) GROUP BY queue"
+    f"SELECT queue, count(*) FROM jobs WHERE status = '{_RUNNING}' AND queue IN ({{}}) "
+    "GROUP BY queue"
 )
 SET_TAT = "UPDATE queues SET rate_tat = ?1 WHERE name = ?2"
 

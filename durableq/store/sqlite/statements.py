@@ -1,6 +1,6 @@
-"""SQLite statements and transactions that need no SQLAlchemy.
+"""SQLite's statements, by name, and its transactions: no SQLAlchemy here.
 
-Shared by the worker's hot path (db/fastpath.py) and by the CLI's quick enqueue (db/quick.py),
+Shared by the SQLite store (sqlite/store.py) and by the CLI's enqueue (sqlite/enqueue.py),
 which skips importing SQLAlchemy altogether: that import is most of a CLI call's time.
 """
 
@@ -12,66 +12,82 @@ import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from durableq.core.errors import DatabaseBusy, DatabaseError
-from durableq.core.jobs import Action, JobStatus, NewJob, sources_of
+from durableq.core.jobs import TRANSITIONS, Action, JobStatus, NewJob, sources_of
+from durableq.core.outcomes import FINISH_ACTIONS
 from durableq.core.payloads import encode_payload
 from durableq.store.sqlite.queues import admit
+from durableq.store.timestamps import encode as timestamp
 
 LOCK_RETRY_FIRST = 0.0002
 LOCK_RETRY_LONGEST = 0.002
 LOCK_RETRY_HURRIED = 0.00005  # a lease renewal near its deadline: try again at once, every time
 
-# Exactly how SQLAlchemy's SQLite DATETIME stores a value: fixed width, so text order is time order.
-TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
-assert sources_of(Action.CLAIM) == {JobStatus.PENDING}
-assert all(sources_of(a) == {JobStatus.RUNNING} for a in (Action.COMPLETE, Action.FAIL))
+def guard(*actions: Action) -> str:
+    """The status condition under which TRANSITIONS allows every one of `actions`, rendered
+    from the table (`status = 'x'` for one source: the form the partial indexes are keyed on)."""
+    sources = sorted(set.intersection(*({s.value for s in sources_of(a)} for a in actions)))
+    assert sources, actions
+    if len(sources) == 1:
+        return f"status = '{sources[0]}'"
+    return "status IN ({})".format(", ".join(f"'{source}'" for source in sources))
+
+
+def _target(action: Action) -> str:
+    (target,) = TRANSITIONS[action].targets
+    return f"'{target.value}'"
+
+
+PENDING, CANCELED, RUNNING = (
+    f"'{s.value}'" for s in (JobStatus.PENDING, JobStatus.CANCELED, JobStatus.RUNNING)
+)
 
 _INSERT_HEAD = """
 INSERT INTO jobs (queue, type, payload, status, priority, attempts, max_attempts, timeout,
                   run_at, created_at, updated_at, cancel_requested)
 VALUES """
-_VALUES = "(?, ?, ?, 'pending', ?, 0, ?, ?, ?, ?, ?, 0)"
+_VALUES = f"(?, ?, ?, {PENDING}, ?, 0, ?, ?, ?, ?, ?, 0)"
 INSERT = _INSERT_HEAD + _VALUES
 # Many rows per INSERT: twice as fast as executemany of one-row INSERTs (measured 320k vs 158k
 # rows/s), and well inside SQLite's 32,766 bound parameters (9 a row).
 INSERT_CHUNK = 500
 
-CLAIM = """
+CLAIM = f"""
 UPDATE jobs
-SET status = 'running', attempts = attempts + 1, started_at = ?1, updated_at = ?1,
+SET status = {_target(Action.CLAIM)}, attempts = attempts + 1, started_at = ?1, updated_at = ?1,
     worker_id = ?2, lease_token = ?3, lease_expires_at = ?4
 WHERE id IN (
     SELECT id FROM jobs
-    WHERE status = 'pending' AND run_at <= ?1 {queues}
+    WHERE {guard(Action.CLAIM)} AND run_at <= ?1 {{queues}}
     ORDER BY priority DESC, run_at, id
     LIMIT ?5)
 RETURNING id, queue, type, payload, attempts, max_attempts, timeout
 """
 
 # A job whose cancel was requested ends canceled instead of going back to pending.
-FINISH = """
+FINISH = f"""
 UPDATE jobs
-SET status = CASE WHEN cancel_requested AND ?3 = 'pending' THEN 'canceled' ELSE ?3 END,
-    finished_at = CASE WHEN cancel_requested AND ?3 = 'pending' THEN ?9 ELSE ?4 END,
+SET status = CASE WHEN cancel_requested AND ?3 = {PENDING} THEN {CANCELED} ELSE ?3 END,
+    finished_at = CASE WHEN cancel_requested AND ?3 = {PENDING} THEN ?9 ELSE ?4 END,
     result = ?5,
     last_error = COALESCE(?6, last_error),
     run_at = COALESCE(?7, run_at),
     attempts = attempts + ?8,
     updated_at = ?9,
     worker_id = NULL, lease_token = NULL, lease_expires_at = NULL
-WHERE id = ?1 AND status = 'running' AND lease_token = ?2
+WHERE id = ?1 AND {guard(*FINISH_ACTIONS)} AND lease_token = ?2
 """
 
-# A turn that renews the worker's leases (as the heartbeat does, in db/upkeep.py). A lease
+# A turn that renews the worker's leases (as the heartbeat does, in core/upkeep.py). A lease
 # never moves earlier: two renewals may commit out of the order in which they read the time.
-RENEW = """
+RENEW = f"""
 UPDATE jobs
 SET lease_expires_at = CASE WHEN lease_expires_at > ?1 THEN lease_expires_at ELSE ?1 END
-WHERE worker_id = ?2 AND status = 'running'
+WHERE worker_id = ?2 AND status = {RUNNING}
 RETURNING id, lease_token
 """
 
@@ -80,15 +96,6 @@ BEAT = "UPDATE workers SET heartbeat_at = ?1 WHERE id = ?2"
 INSERT_ERROR = """
 INSERT INTO job_errors (job_id, attempt, error, traceback, failed_at) VALUES (?, ?, ?, ?, ?)
 """
-
-
-def timestamp(value: datetime) -> str:
-    """The text SQLAlchemy's SQLite DATETIME stores for `value` (TIMESTAMP_FORMAT, in UTC)."""
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-
-
-def optional_timestamp(value: datetime | None) -> str | None:
-    return None if value is None else timestamp(value)
 
 
 def begin_immediate(

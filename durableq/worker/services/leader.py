@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from durableq.core.config import Settings
-from durableq.store.core.repository import Repository
+from durableq.store.api import Store
 
 log = logging.getLogger("durableq.worker")
 
@@ -29,12 +29,12 @@ class Leadership:
 
     def __init__(
         self,
-        repository: Repository,
+        store: Store,
         worker_id: str,
         settings: Settings,
         clock: Callable[[], datetime],
     ) -> None:
-        self.repository = repository
+        self.store = store
         self.worker_id = worker_id
         self.clock = clock
         self.interval = settings.heartbeat_interval
@@ -51,7 +51,7 @@ class Leadership:
         """Take or renew the lead; the term led, or None. Reads its own clocks (see above)."""
         mono = time.monotonic()  # before the wall clock: the belief must not outlast the row
         try:
-            term = self.repository.take_lead(self.worker_id, self.clock(), self.lease)
+            term = self.store.take_lead(self.worker_id, self.clock(), self.lease)
         except Exception:
             self._lose("the database could not be reached")
             raise
@@ -72,7 +72,7 @@ class Leadership:
         with self._lock:
             self.term = None
         try:
-            self.repository.resign_lead(self.worker_id)
+            self.store.resign_lead(self.worker_id)
         except Exception as error:  # the lead then simply expires
             log.warning("could not resign the lead: %s", error)
 

@@ -1,6 +1,5 @@
-"""The claim's statements in SQLAlchemy Core (PostgreSQL's path), for the one claim procedure
-both stores run (queues.claim_within_controls); SQLite's hot path (db/fastpath.py) gives it the
-same steps in plain DBAPI.
+"""PostgreSQL's claim statements in SQLAlchemy Core, for the one claim procedure both stores
+run (core/queues.claim_within_controls); the SQLite store gives it the same steps in plain DBAPI.
 """
 
 from __future__ import annotations
@@ -15,8 +14,8 @@ from sqlalchemy import Connection, Integer, bindparam, select, update
 from durableq.core import payloads
 from durableq.core.jobs import ClaimedJob
 from durableq.core.queues import QueueControls, QueueFilter, claim_within_controls
-from durableq.store.core import queues as queue_ops
 from durableq.store.core.base import RUNNING, J
+from durableq.store.postgres import queues as queue_controls
 from durableq.store.schema import PENDING_ONLY, UTCDateTime, jobs_table
 
 
@@ -95,13 +94,13 @@ class _Steps:
         }
 
     def controls(self) -> list[QueueControls]:
-        return queue_ops.read_controls(self.connection, self.listened)
+        return queue_controls.read_controls(self.connection, self.listened)
 
     def running(self, queues: Sequence[str]) -> dict[str, int]:
-        return queue_ops.running_counts(self.connection, queues)
+        return queue_controls.running_counts(self.connection, queues)
 
     def set_tat(self, queue: str, tat: float) -> None:
-        queue_ops.set_tat(self.connection, queue, tat)
+        queue_controls.set_tat(self.connection, queue, tat)
 
     def take(self, limit: int, where: QueueFilter, queues: Sequence[str]) -> list[ClaimedJob]:
         params = {**self.params, "limit": limit}

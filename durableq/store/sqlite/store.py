@@ -1,10 +1,9 @@
-"""The SQLite hot path in plain DBAPI: enqueue, claim and finish.
+"""The SQLite store: the hot operations in plain DBAPI, the rest shared in Core (core/store.py).
 
 SQLAlchemy Core costs about 2-3x over the sqlite3 module per statement here (measured: a claim
 of 16 jobs plus their completion took 60 + 77 us/job through Core, 25 + 35 through sqlite3), and
-these few statements (in db/sqlite_sql.py) are all a busy worker runs. Every other query stays in
-Core. The statements mirror the Core ones in repository.py exactly; the repository test suite
-runs against both (SQLite takes this path, PostgreSQL the Core one).
+these few statements (sqlite/statements.py, by name) are all a busy producer or worker runs.
+The store conformance suite (tests/integration, `any_client`) runs every store.
 """
 
 from __future__ import annotations
@@ -23,8 +22,11 @@ from sqlalchemy import Engine
 from durableq.core.jobs import ClaimedJob, NewJob
 from durableq.core.outcomes import Finish
 from durableq.core.queues import QueueControls, QueueFilter, claim_within_controls
+from durableq.store.changes import ChangeWatcher
+from durableq.store.core.store import CoreStore
 from durableq.store.engine import busy_timeout_of, translate_errors
-from durableq.store.records import Turn
+from durableq.store.records import ErrorEntry, Turn
+from durableq.store.sqlite.changes import SqliteChangeWatcher
 from durableq.store.sqlite.queues import read_controls, running_counts, set_tat
 from durableq.store.sqlite.statements import (
     BEAT,
@@ -32,17 +34,16 @@ from durableq.store.sqlite.statements import (
     FINISH,
     INSERT_ERROR,
     RENEW,
-    TIMESTAMP_FORMAT,
     insert_jobs,
-    optional_timestamp,
-    timestamp,
     write_transaction,
 )
+from durableq.store.timestamps import encode as timestamp
+from durableq.store.timestamps import encode_optional as optional_timestamp
 
 
-class SqliteHotPath:
+class SqliteStore(CoreStore):
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+        super().__init__(engine)
         self.busy_timeout = busy_timeout_of(engine)
         self._worker_connection: sqlite3.Connection | None = None
         self._worker_lock = threading.Lock()
@@ -83,18 +84,21 @@ class SqliteHotPath:
                 self._worker_connection.close()
                 self._worker_connection = None
 
+    def change_watcher(self) -> ChangeWatcher:
+        assert self.engine.url.database is not None
+        return SqliteChangeWatcher(self.engine.url.database)
+
     # -- producers ----------------------------------------------------------------------
 
-    def enqueue(self, job: NewJob, now: datetime) -> int:
-        return self.enqueue_many([job], now)[0]
-
     def enqueue_many(self, jobs: Sequence[NewJob], now: datetime) -> list[int]:
+        if not jobs:
+            return []
         with self._transaction() as connection:
             return insert_jobs(connection, jobs, now)
 
     # -- workers ------------------------------------------------------------------------
 
-    def finish_and_claim(
+    def _turn(
         self,
         finishes: Sequence[Finish],
         worker_id: str,
@@ -102,17 +106,16 @@ class SqliteHotPath:
         limit: int,
         now: datetime | Callable[[], datetime],
         lease: float,
-        *,
-        renew: bool = False,
-        hurry_at: float | None = None,
-        caps: Mapping[str, int] | None = None,
+        renew: bool,
+        hurry_at: float | None,
+        caps: Mapping[str, int],
     ) -> Turn:
         """Write outcomes, renew leases if asked, then claim up to `limit` jobs: one commit."""
         renewed: dict[int, str] = {}
         with self._worker_transaction(hurry_at) as connection:
             now = now() if callable(now) else now  # a clock: read with the write lock held
             stamp = timestamp(now)
-            stale = self._finish(connection, finishes, stamp) if finishes else []
+            stale = self._finish_rows(connection, finishes, stamp) if finishes else []
             if renew:
                 expires = timestamp(now + timedelta(seconds=lease))
                 rows = connection.execute(RENEW, (expires, worker_id)).fetchall()
@@ -122,14 +125,14 @@ class SqliteHotPath:
             claimed, wake_in, held = claim_within_controls(
                 _Claim(connection, worker_id, stamp, expires),
                 queues,
-                caps or {},
+                caps,
                 limit,
                 now.timestamp(),
             )
         return Turn(stale, claimed, renewed, wake_in, held)
 
     @staticmethod
-    def _finish(
+    def _finish_rows(
         connection: sqlite3.Connection, finishes: Sequence[Finish], stamp: str
     ) -> list[int]:
         stale: list[int] = []
@@ -151,8 +154,8 @@ class SqliteHotPath:
             ).rowcount
             if not updated:
                 stale.append(item.job_id)
-            elif item.error is not None:
-                errors.append((item.job_id, item.attempt, item.error, item.traceback, stamp))
+            elif (entry := ErrorEntry.of(item)) is not None:
+                errors.append(entry.values(stamp))
         if errors:
             connection.executemany(INSERT_ERROR, errors)
         return stale
@@ -217,4 +220,4 @@ def _write_transaction(
         yield
 
 
-__all__ = ["TIMESTAMP_FORMAT", "SqliteHotPath", "timestamp"]
+__all__ = ["SqliteStore"]

@@ -1,4 +1,5 @@
-"""The SQLite hot path (plain DBAPI) and the Core path must store identical rows.
+"""One timestamp codec: the SQLite store's plain-DBAPI writes and SQLAlchemy's (the Core
+operations, through schema.UTCDateTime) must store identical rows.
 
 Timestamps are compared as text in `run_at <= :now`, so a format that differed by one character
 between the two paths would make jobs due too early or never.
@@ -13,8 +14,9 @@ from pathlib import Path
 from sqlalchemy import insert
 
 from durableq.client import Client
+from durableq.store import timestamps
+from durableq.store.postgres.store import PostgresStore
 from durableq.store.schema import jobs_table
-from durableq.store.sqlite.hotpath import TIMESTAMP_FORMAT, timestamp
 
 
 def _raw_rows(path: Path) -> list[tuple[object, ...]]:
@@ -33,19 +35,20 @@ def test_fast_and_core_inserts_store_the_same_text(client: Client, db_path: Path
     ]
     for moment in moments:
         job = client.new_job("noop", {"k": "v"}, priority=3, timeout=2.5, run_at=moment)
-        client.repository.enqueue(job, moment)  # the plain-DBAPI path on SQLite
-        row = client.repository._new_row(job, moment)
-        with client.engine.begin() as connection:  # the Core path, as on PostgreSQL
+        client.store.enqueue(job, moment)  # the SQLite store: plain DBAPI
+        row = PostgresStore._new_row(job, moment)
+        with client.engine.begin() as connection:  # Core, through UTCDateTime
             connection.execute(insert(jobs_table), row)
     rows = _raw_rows(db_path)
     assert rows[0::2] == rows[1::2]
     for moment, row in zip(moments, rows[0::2], strict=True):
-        assert row[8] == timestamp(moment)
-        assert datetime.strptime(str(row[8]), TIMESTAMP_FORMAT).replace(tzinfo=UTC) == moment
+        assert row[8] == timestamps.encode(moment)
+        assert datetime.strptime(str(row[8]), timestamps.FORMAT).replace(tzinfo=UTC) == moment
+        assert timestamps.decode(str(row[8])) == moment
 
 
 def test_timestamps_sort_as_text_in_time_order() -> None:
     start = datetime(2026, 1, 1, tzinfo=UTC)
     moments = [start + timedelta(microseconds=step * 999_983) for step in range(2_000)]
-    texts = [timestamp(moment) for moment in moments]
+    texts = [timestamps.encode(moment) for moment in moments]
     assert texts == sorted(texts)

@@ -1,0 +1,1 @@
+"""PostgreSQL: the hot operations in SQLAlchemy Core with row locks, LISTEN/NOTIFY wake-ups."""
