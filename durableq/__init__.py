@@ -9,14 +9,17 @@ from durableq.core.errors import (
     DatabaseError,
     DurableqError,
     HandlerNotFound,
+    IdempotencyConflict,
     InvalidInput,
     InvalidTransition,
     JobNotFound,
     QueueFull,
     SchemaOutdated,
     SchemaTooNew,
+    UniqueConflict,
 )
 from durableq.core.jobs import Job, JobStatus
+from durableq.core.uniqueness import Unique
 from durableq.handlers.registry import JobCancelled, JobContext, Registry
 
 if TYPE_CHECKING:
@@ -30,6 +33,7 @@ __all__ = [
     "DatabaseError",
     "DurableqError",
     "HandlerNotFound",
+    "IdempotencyConflict",
     "InvalidInput",
     "InvalidTransition",
     "Job",
@@ -41,6 +45,8 @@ __all__ = [
     "Registry",
     "SchemaOutdated",
     "SchemaTooNew",
+    "Unique",
+    "UniqueConflict",
     "__version__",
 ]
 

@@ -21,6 +21,8 @@ from durableq.core.config import Settings, database_url
 from durableq.core.errors import DatabaseBusy, DatabaseError, InvalidInput
 from durableq.core.jobs import TERMINAL_STATUSES, Job, JobError, JobStatus, NewJob
 from durableq.core.queues import QueueInfo, Rate, parse_queue_name, parse_rate
+from durableq.core.schedules import ScheduleInfo
+from durableq.core.uniqueness import Enqueued, Unique
 from durableq.store import migrate
 from durableq.store.api import JobFilter, Leader, Stats, WorkerInfo, open_store
 from durableq.store.changes import wait_for_change
@@ -79,8 +81,14 @@ class Client(JobBuilder):
         run_at: datetime | None = None,
         max_attempts: int | None = None,
         timeout: float | None = None,
+        idempotency_key: str | None = None,
+        unique: Unique | bool | None = None,
     ) -> int:
-        """Store a job durably and return its id. When this returns, the job is committed."""
+        """Store a job durably and return its id. When this returns, the job is committed.
+
+        With an `idempotency_key` or `unique`, the id may be an existing job's (see
+        JobBuilder.new_job); `enqueue_many([...]).duplicates` says whether it was.
+        """
         job = self.new_job(
             type,
             payload,
@@ -90,11 +98,15 @@ class Client(JobBuilder):
             run_at=run_at,
             max_attempts=max_attempts,
             timeout=timeout,
+            idempotency_key=idempotency_key,
+            unique=unique,
         )
         return self.store.enqueue(job, self.clock())
 
-    def enqueue_many(self, jobs: Iterable[NewJob | Mapping[str, Any]]) -> list[int]:
-        """Enqueue all in one transaction: all are stored, or none."""
+    def enqueue_many(self, jobs: Iterable[NewJob | Mapping[str, Any]]) -> Enqueued:
+        """Enqueue all in one transaction: all are stored, or none. The ids come in the order
+        given; `.duplicates` holds the positions of jobs that were not stored because a twin
+        or the idempotency key's job exists (their ids are those jobs')."""
         built = [job if isinstance(job, NewJob) else self.job_from_mapping(job) for job in jobs]
         return self.store.enqueue_many(built, self.clock())
 
@@ -175,6 +187,12 @@ class Client(JobBuilder):
             max_pending=max_pending,
             rate=rate,
         )
+
+    # -- recurring jobs -------------------------------------------------------------------
+
+    def schedules(self) -> list[ScheduleInfo]:
+        """The schedules daemons have declared: next and last run, last job, active or not."""
+        return self.store.schedules(self.clock())
 
     def leader(self) -> Leader | None:
         """The daemon that leads now (runs the rescuer, the pruner and the reaper), if any."""

@@ -20,7 +20,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 # Each command's module is imported only when that command runs: `durableq enqueue` on a ready
 # SQLite file then never imports SQLAlchemy, which is most of a call's start-up time.
 COMMANDS = {
-    "enqueue": "durableq.cli.jobs:enqueue",
+    "enqueue": "durableq.cli.enqueue:enqueue",
     "jobs": "durableq.cli.jobs:jobs",
     "cancel": "durableq.cli.jobs:cancel",
     "retry": "durableq.cli.jobs:retry",
@@ -29,6 +29,7 @@ COMMANDS = {
     "purge": "durableq.cli.jobs:purge",
     "queues": "durableq.cli.queues:queues",
     "queue": "durableq.cli.queues:queue",
+    "schedules": "durableq.cli.schedules:schedules",
     "worker": "durableq.cli.worker:worker",
     "workers": "durableq.cli.worker:workers",
     "db": "durableq.cli.db:db",

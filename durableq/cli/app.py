@@ -10,6 +10,7 @@ import click
 from durableq.core.builder import JobBuilder, utc_now
 from durableq.core.config import Settings
 from durableq.core.jobs import NewJob
+from durableq.core.uniqueness import Enqueued
 from durableq.store.sqlite.enqueue import enqueue_quickly
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ class App:
         """Validates jobs without opening the database: bad input must not create or change it."""
         return JobBuilder(self.settings())
 
-    def enqueue(self, jobs: Sequence[NewJob]) -> list[int]:
+    def enqueue(self, jobs: Sequence[NewJob]) -> Enqueued:
         """Store validated jobs; a ready SQLite file takes the path that skips SQLAlchemy."""
         ids = enqueue_quickly(self.settings(), jobs, utc_now())
         if ids is None:

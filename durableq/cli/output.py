@@ -43,6 +43,10 @@ def job_json(job: Job, errors: Sequence[JobError] | None = None) -> dict[str, An
         "timeout": job.timeout,
         "cancel_requested": job.cancel_requested,
         "worker_id": job.worker_id,
+        "idempotency_key": job.idempotency_key,
+        "unique_key": job.unique_key,
+        "schedule": job.schedule,
+        "schedule_tick": iso(job.schedule_tick),
     }
     if errors is not None:
         data["errors"] = [
@@ -144,6 +148,12 @@ def job_details(job: Job, errors: Sequence[JobError], now: datetime) -> None:
         ("finished", _moment(job.finished_at, now)),
         ("worker", job.worker_id or "-"),
     ]
+    if job.schedule is not None:
+        fields.append(("schedule", f"{job.schedule}, tick {iso(job.schedule_tick)}"))
+    if job.idempotency_key is not None:
+        fields.append(("idempotency key", job.idempotency_key))
+    if job.unique_key is not None:
+        fields.append(("unique key", job.unique_key))
     width = max(len(name) for name, _ in fields)
     for name, value in fields:
         click.echo(f"{click.style(name.ljust(width), bold=True)}  {value}")

@@ -8,12 +8,14 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from durableq.core.config import Settings
 from durableq.core.errors import InvalidInput
 from durableq.core.jobs import JobStatus, NewJob
+from durableq.core.uniqueness import Unique, check_idempotency_key
 
 Clock = Callable[[], datetime]
 _NAME = re.compile(r"^[A-Za-z0-9_.:\-/]{1,200}$")
@@ -44,8 +46,15 @@ class JobBuilder:
         run_at: datetime | None = None,
         max_attempts: int | None = None,
         timeout: float | None = None,
+        idempotency_key: str | None = None,
+        unique: Unique | bool | None = None,
     ) -> NewJob:
-        """Validate a job's fields; raises InvalidInput naming the first bad one."""
+        """Validate a job's fields; raises InvalidInput naming the first bad one.
+
+        `idempotency_key`: enqueueing again with it returns this job's id while the job exists.
+        `unique`: a Unique (or True for the default: by type, payload and queue while pending
+        or running); a twin's id is returned instead of inserting another.
+        """
         _check_name("type", type)
         _check_name("queue", queue)
         if payload is None:
@@ -63,7 +72,7 @@ class JobBuilder:
             raise InvalidInput("max_attempts must be a whole number from 1 to 1000")
         if timeout is not None and not (_is_seconds(timeout) and timeout > 0):
             raise InvalidInput("timeout must be a positive number of seconds")
-        return NewJob(
+        job = NewJob(
             type=type,
             payload=dict(payload),
             queue=queue,
@@ -71,6 +80,31 @@ class JobBuilder:
             max_attempts=attempts,
             timeout=float(timeout) if timeout is not None else None,
             run_at=self._when(delay, run_at),
+        )
+        if idempotency_key is None and unique is None:
+            return job
+        return self._with_keys(job, idempotency_key, unique)
+
+    def _with_keys(
+        self, job: NewJob, idempotency_key: str | None, unique: Unique | bool | None
+    ) -> NewJob:
+        if idempotency_key is not None:
+            job = replace(job, idempotency_key=check_idempotency_key(idempotency_key))
+        if unique is True:
+            unique = Unique()
+        if unique is None or unique is False:
+            return job
+        if not isinstance(unique, Unique):
+            raise InvalidInput("unique must be a durableq.Unique, True or None")
+        # Canonical JSON of the payload: checked now, so that a bad payload is named as such.
+        from durableq.core.payloads import encode_payload
+
+        encode_payload(job.payload)
+        return replace(
+            job,
+            unique_key=unique.key(job, self.clock()),
+            unique_states=unique.state_bits,
+            replace_twin=unique.on_conflict == "replace",
         )
 
     def job_from_mapping(self, spec: Mapping[str, Any]) -> NewJob:
@@ -108,6 +142,8 @@ class JobBuilder:
             run_at=run_at,
             max_attempts=spec.get("max_attempts"),
             timeout=timeout,
+            idempotency_key=spec.get("idempotency_key"),
+            unique=unique_from_spec(spec.get("unique")),
         )
 
     def _when(self, delay: float | None, run_at: datetime | None) -> datetime | None:
@@ -135,7 +171,30 @@ _SPEC_KEYS = {
     "run_at",
     "max_attempts",
     "timeout",
+    "idempotency_key",
+    "unique",
 }
+_UNIQUE_KEYS = {"by", "keys", "period", "states", "on_conflict"}
+
+
+def unique_from_spec(spec: object) -> Unique | bool | None:
+    """A batch line's "unique": true, or an object with by, keys, period, states, on_conflict
+    (period as a duration, "1h", or seconds)."""
+    if spec is None or isinstance(spec, bool):
+        return spec
+    if not isinstance(spec, Mapping):
+        raise InvalidInput('"unique" must be true or an object, e.g. {"period": "1h"}')
+    unknown = set(spec) - _UNIQUE_KEYS
+    if unknown:
+        allowed = ", ".join(sorted(_UNIQUE_KEYS))
+        raise InvalidInput(f"unknown unique option {sorted(unknown)[0]!r}; allowed: {allowed}")
+    options = dict(spec)
+    period = options.get("period")
+    if isinstance(period, str):
+        from durableq.core.durations import parse_duration
+
+        options["period"] = parse_duration(period)
+    return Unique(**options)
 
 
 def _is_seconds(value: object) -> bool:
@@ -146,6 +205,13 @@ def _is_seconds(value: object) -> bool:
         and math.isfinite(value)
         and abs(value) <= MAX_SECONDS
     )
+
+
+def check_name(what: str, value: object) -> str:
+    """A type, queue or schedule name: 1-200 letters, digits or . _ - : /."""
+    _check_name(what, value)
+    assert isinstance(value, str)
+    return value
 
 
 def _check_name(what: str, value: object) -> None:

@@ -68,3 +68,31 @@ class QueueFull(DurableqError):
         self.queue = queue
         self.pending = pending
         self.max_pending = max_pending
+
+
+class IdempotencyConflict(InvalidInput):
+    """An idempotency key reused for another job. Nothing was written."""
+
+    def __init__(self, key: str, job_id: int | None, differs: str) -> None:
+        owner = f"job {job_id}" if job_id is not None else "an earlier job of this batch"
+        super().__init__(
+            f'idempotency key "{key}" belongs to {owner}, which has another {differs}; '
+            "use a new key for a new job"
+        )
+        self.key = key
+        self.job_id = job_id
+
+
+class UniqueConflict(DurableqError):
+    """A job cannot come back into its unique states: a twin holds its unique key."""
+
+    exit_code = 2
+
+    def __init__(self, job_id: int, twin_id: int | None) -> None:
+        twin = f"job {twin_id}" if twin_id is not None else "a twin"
+        super().__init__(
+            f"cannot retry job {job_id}: {twin} holds its unique key; wait for {twin} to "
+            "finish, or cancel it"
+        )
+        self.job_id = job_id
+        self.twin_id = twin_id

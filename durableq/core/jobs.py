@@ -122,6 +122,10 @@ class Job:
     cancel_requested: bool = False
     worker_id: str | None = None
     lease_expires_at: datetime | None = None
+    idempotency_key: str | None = None
+    unique_key: str | None = None
+    schedule: str | None = None  # the recurring schedule that made it, and for which tick
+    schedule_tick: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,22 @@ class NewJob:
     max_attempts: int = 10
     timeout: float | None = None
     run_at: datetime | None = None  # None: now
+    idempotency_key: str | None = None
+    # Set from a Unique (core/uniqueness.py): the key, and the statuses in which it is held.
+    unique_key: str | None = None
+    unique_states: int | None = None  # bits: see uniqueness.STATE_BITS
+    replace_twin: bool = False  # on a unique conflict, update a pending twin instead
+    schedule: str | None = None
+    schedule_tick: datetime | None = None
+
+    @property
+    def keyed(self) -> bool:
+        """Whether the store must look for a twin or record a schedule: the slower insert."""
+        return (
+            self.idempotency_key is not None
+            or self.unique_key is not None
+            or self.schedule is not None
+        )
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from durableq.core.queues import QueueInfo
+from durableq.core.schedules import ScheduleInfo
 
 
 def iso(value: datetime | None) -> str | None:
@@ -31,4 +32,25 @@ def queue_json(info: QueueInfo) -> dict[str, Any]:
         "oldest_due_wait_seconds": None
         if info.oldest_due_wait is None
         else round(info.oldest_due_wait, 3),
+    }
+
+
+def schedule_json(info: ScheduleInfo) -> dict[str, Any]:
+    return {
+        "name": info.name,
+        "cron": info.cron,
+        "description": info.description,
+        "timezone": info.timezone,
+        "type": info.type,
+        "queue": info.queue,
+        "catch_up": info.catch_up,
+        "max_catch_up": info.max_catch_up,
+        "no_overlap": info.no_overlap,
+        "active": info.active,
+        "next_run_at": iso(info.next_run_at),
+        "last_tick": iso(info.last_tick),
+        "last_run_at": iso(info.last_run_at),
+        "last_job_id": None if info.last_job_id is None else str(info.last_job_id),
+        "last_job_status": info.last_job_status,
+        "seen_at": iso(info.seen_at),
     }

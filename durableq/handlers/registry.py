@@ -8,9 +8,14 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from durableq.core.builder import JobBuilder, check_name
+from durableq.core.config import Settings
 from durableq.core.errors import HandlerNotFound, InvalidInput
+
+if TYPE_CHECKING:  # cron parsing is loaded by the first schedule, not by every CLI call
+    from durableq.core.schedules import CatchUp, Schedule
 
 Handler = Callable[["JobContext", dict[str, Any]], Any]
 F = TypeVar("F", bound=Handler)
@@ -42,6 +47,7 @@ class Registry:
 
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
+        self._schedules: dict[str, Schedule] = {}
 
     def handler(self, job_type: str) -> Callable[[F], F]:
         def register(function: F) -> F:
@@ -57,12 +63,69 @@ class Registry:
             raise ValueError(f"a handler for {job_type!r} is already registered")
         self._handlers[job_type] = function
 
+    def schedule(
+        self,
+        name: str,
+        *,
+        cron: str,
+        type: str,
+        payload: Mapping[str, Any] | None = None,
+        queue: str = "default",
+        timezone: str = "UTC",
+        catch_up: CatchUp = "latest",
+        max_catch_up: int = 10,
+        no_overlap: bool = False,
+        priority: int = 0,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+    ) -> Schedule:
+        """Declare a recurring job: a job of `type` at every tick of `cron` in `timezone`.
+
+        Every daemon started with this registry fires it, exactly once per tick however many
+        run. Missed ticks (all daemons down): `catch_up` "none" skips them, "latest" runs one
+        for the most recent, "all" runs each (the newest `max_catch_up`, oldest first).
+        `no_overlap` skips a tick while the previous job of the schedule is pending or running.
+        """
+        from durableq.core.schedules import Schedule
+
+        if name in self._schedules:
+            raise ValueError(f"a schedule named {name!r} is already declared")
+        declared = Schedule(
+            name=check_name("schedule name", name),
+            cron=cron,
+            type=type,
+            payload=dict(payload or {}),
+            queue=queue,
+            timezone=timezone,
+            catch_up=catch_up,
+            max_catch_up=max_catch_up,
+            no_overlap=no_overlap,
+            priority=priority,
+            max_attempts=max_attempts,
+            timeout=timeout,
+        )
+        # The job it makes is checked now, at import, not at its first tick.
+        JobBuilder(Settings()).new_job(
+            type,
+            declared.payload,
+            queue=queue,
+            priority=priority,
+            max_attempts=max_attempts,
+            timeout=timeout,
+        )
+        self._schedules[name] = declared
+        return declared
+
+    def schedules(self) -> list[Schedule]:
+        return [self._schedules[name] for name in sorted(self._schedules)]
+
     def get(self, job_type: str) -> Handler | None:
         return self._handlers.get(job_type)
 
     def include(self, other: Registry) -> None:
         """Add another registry's handlers; a later app overrides a built-in of the same name."""
         self._handlers.update(other._handlers)
+        self._schedules.update(other._schedules)
 
     def types(self) -> list[str]:
         return sorted(self._handlers)

@@ -15,7 +15,10 @@ from sqlalchemy import Engine
 from durableq.core.jobs import ClaimedJob, Job, JobError, JobStatus, NewJob
 from durableq.core.outcomes import Finish
 from durableq.core.queues import QueueInfo, Rate
+from durableq.core.schedules import Schedule, ScheduleInfo
+from durableq.core.uniqueness import Enqueued
 from durableq.store.changes import ChangeWatcher
+from durableq.store.core.schedules import Fired
 from durableq.store.records import (
     HeartbeatReport,
     JobFilter,
@@ -36,7 +39,7 @@ class Store(Protocol):
 
     # -- producers ------------------------------------------------------------------------
     def enqueue(self, job: NewJob, now: datetime) -> int: ...
-    def enqueue_many(self, jobs: Sequence[NewJob], now: datetime) -> list[int]:
+    def enqueue_many(self, jobs: Sequence[NewJob], now: datetime) -> Enqueued:
         """All or nothing, in one transaction; ids in the order given."""
         ...
 
@@ -111,6 +114,20 @@ class Store(Protocol):
     def queue(self, name: str, now: datetime) -> QueueInfo: ...
     def queues(self, now: datetime, names: Sequence[str] = ...) -> list[QueueInfo]: ...
 
+    # -- recurring jobs -------------------------------------------------------------------
+    def declare_schedules(self, schedules: Sequence[Schedule], now: datetime) -> None: ...
+    def schedule_next_runs(self) -> dict[str, datetime | None]: ...
+    def fire_schedule(
+        self,
+        name: str,
+        expected_next: datetime,
+        new_next: datetime | None,
+        jobs: Sequence[NewJob],
+        no_overlap: bool,
+        now: datetime,
+    ) -> Fired: ...
+    def schedules(self, now: datetime) -> list[ScheduleInfo]: ...
+
 
 def open_store(engine: Engine) -> Store:
     """The store for the engine's dialect."""
@@ -124,10 +141,12 @@ def open_store(engine: Engine) -> Store:
 
 
 __all__ = [
+    "Fired",
     "HeartbeatReport",
     "JobFilter",
     "Leader",
     "RescueReport",
+    "ScheduleInfo",
     "Stats",
     "Store",
     "Turn",

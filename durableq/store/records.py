@@ -121,6 +121,10 @@ def job_from_row(row: Any) -> Job:
         cancel_requested=bool(row.cancel_requested),
         worker_id=row.worker_id,
         lease_expires_at=row.lease_expires_at,
+        idempotency_key=row.idempotency_key,
+        unique_key=row.unique_key,
+        schedule=row.schedule,
+        schedule_tick=row.schedule_tick,
     )
 
 

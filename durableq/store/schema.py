@@ -25,6 +25,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from durableq.core.jobs import JobStatus
+from durableq.core.uniqueness import unique_held
 from durableq.store import timestamps
 
 NAMING_CONVENTION = {
@@ -100,6 +101,13 @@ class JobRow(Base):
     worker_id: Mapped[str | None] = mapped_column(String(64))
     lease_token: Mapped[str | None] = mapped_column(String(32), comment="fencing token")
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Revision 0004: the keys that make an enqueue idempotent or a job unique, and the
+    # schedule and tick that made a recurring job.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    unique_key: Mapped[str | None] = mapped_column(String(64), comment="sha256 of the fields")
+    unique_states: Mapped[int | None] = mapped_column(Integer, comment="bit per status")
+    schedule: Mapped[str | None] = mapped_column(String(200))
+    schedule_tick: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         CheckConstraint(f"status IN ({_STATUSES})", name="status"),
@@ -173,6 +181,35 @@ Index(
 )
 
 
+UNIQUE_HELD = text(unique_held())
+HAS_IDEMPOTENCY_KEY = text("idempotency_key IS NOT NULL")
+FROM_SCHEDULE = text("schedule IS NOT NULL")
+
+# The database, not a read-then-write, enforces both keys (and one job per schedule tick).
+Index(
+    "uq_jobs_unique_key",
+    JobRow.unique_key,
+    unique=True,
+    sqlite_where=UNIQUE_HELD,
+    postgresql_where=UNIQUE_HELD,
+)
+Index(
+    "uq_jobs_idempotency_key",
+    JobRow.idempotency_key,
+    unique=True,
+    sqlite_where=HAS_IDEMPOTENCY_KEY,
+    postgresql_where=HAS_IDEMPOTENCY_KEY,
+)
+Index(
+    "uq_jobs_schedule_tick",
+    JobRow.schedule,
+    JobRow.schedule_tick,
+    unique=True,
+    sqlite_where=FROM_SCHEDULE,
+    postgresql_where=FROM_SCHEDULE,
+)
+
+
 class QueueRow(Base):
     """A queue's controls; a row appears when a queue name is first used. Empty = no limit."""
 
@@ -208,8 +245,37 @@ class LeadershipRow(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class ScheduleRow(Base):
+    """A recurring job as a daemon of the app declared it, and where its ticks have got to.
+
+    `next_run_at` is the compare-and-set guard: a tick is fired by the one transaction that
+    moves it on from the value it read, and that transaction also inserts the tick's jobs.
+    """
+
+    __tablename__ = "schedules"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    cron: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(200))
+    queue: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[str] = mapped_column(Text, comment="JSON object")
+    catch_up: Mapped[str] = mapped_column(String(16))
+    max_catch_up: Mapped[int] = mapped_column(Integer)
+    no_overlap: Mapped[bool] = mapped_column(Boolean)
+    next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_tick: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_job_id: Mapped[int | None] = mapped_column(Id)
+    # Renewed by every daemon that knows the schedule; one nobody renews is shown inactive.
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 jobs_table: Table = JobRow.__table__  # type: ignore[assignment]
 job_errors_table: Table = JobErrorRow.__table__  # type: ignore[assignment]
 workers_table: Table = WorkerRow.__table__  # type: ignore[assignment]
 queues_table: Table = QueueRow.__table__  # type: ignore[assignment]
 leadership_table: Table = LeadershipRow.__table__  # type: ignore[assignment]
+schedules_table: Table = ScheduleRow.__table__  # type: ignore[assignment]

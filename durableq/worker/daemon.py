@@ -51,7 +51,12 @@ class Worker:
             self.events,
         )
         self.maintenance = Maintenance(
-            client.store, self.dispatcher, client.settings, clock, self.events
+            client.store,
+            self.dispatcher,
+            client.settings,
+            clock,
+            self.events,
+            schedules=registry.schedules(),
         )
         self.clock = clock
         self._signals = 0

@@ -5,6 +5,7 @@
 - Rescuer (leader only): jobs whose worker died go back to pending, or fail.
 - Pruner (leader only): delete finished jobs past their retention.
 - Reaper (leader only): forget workers that stopped beating long ago.
+- Scheduler (services/scheduler.py, every daemon with schedules): fire recurring jobs' ticks.
 
 The heartbeat and the leadership have a thread of their own: a rescue or a prune waiting for
 SQLite's write lock must never hold up a renewal.
@@ -14,11 +15,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
+from durableq.core.builder import JobBuilder
 from durableq.core.config import Settings
 from durableq.core.jobs import JobStatus
+from durableq.core.schedules import Schedule
 from durableq.store.api import HeartbeatReport, RescueReport, Store
 from durableq.worker.dispatcher import Dispatcher
 from durableq.worker.events import Events
@@ -26,6 +29,7 @@ from durableq.worker.executor import StopReason
 from durableq.worker.leases import Stamp
 from durableq.worker.services.leader import Leadership
 from durableq.worker.services.runner import ServiceRunner
+from durableq.worker.services.scheduler import Scheduler
 
 log = logging.getLogger("durableq.worker")
 
@@ -173,17 +177,20 @@ class Maintenance:
         settings: Settings,
         clock: Callable[[], datetime],
         events: Events | None = None,
+        schedules: Sequence[Schedule] = (),
     ) -> None:
         self.heartbeat = Heartbeat(store, dispatcher, settings, clock)
         self.leadership = Leadership(store, dispatcher.worker_id, settings, clock)
         self.rescuer = Rescuer(store, settings)
         self.pruner = Pruner(store, settings)
         self.reaper = Reaper(store, settings)
+        # Not leader-only: a daemon fires the schedules it knows (see services/scheduler.py).
+        self.scheduler = Scheduler(store, JobBuilder(settings, clock), schedules)
         self.runners = [
             ServiceRunner("heartbeat", [self.heartbeat, self.leadership], clock, events=events),
             ServiceRunner(
                 "upkeep",
-                [self.rescuer, self.pruner, self.reaper],
+                [self.rescuer, self.pruner, self.reaper, *([self.scheduler] if schedules else [])],
                 clock,
                 leads=self.leadership.leads,
                 events=events,

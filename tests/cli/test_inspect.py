@@ -37,7 +37,15 @@ JOB_KEYS = {
     "finished_at",
 }
 # Beyond the list: what `jobs show` needs for "every field".
-EXTRA_JOB_KEYS = {"timeout", "cancel_requested", "worker_id"}
+EXTRA_JOB_KEYS = {
+    "timeout",
+    "cancel_requested",
+    "worker_id",
+    "idempotency_key",
+    "unique_key",
+    "schedule",
+    "schedule_tick",
+}
 TIMESTAMP_KEYS = {"run_at", "created_at", "updated_at", "started_at", "finished_at"}
 STATUSES = ["pending", "running", "completed", "failed", "canceled"]
 ANSI = re.compile(r"\x1b\[")

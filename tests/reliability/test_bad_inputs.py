@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from durableq import Registry, Unique
 from durableq.client import Client
 from durableq.core.errors import (
     DatabaseError,
@@ -562,6 +563,171 @@ CASES: list[Case] = [
         ("worker", "start", "--burst", "--queue", "mail=four"),
         2,
         "invalid --queue 'mail=four'",
+    ),
+    # unique jobs and idempotent enqueues
+    CliCase(
+        "idempotency key empty",
+        ("enqueue", "echo", "--idempotency-key", ""),
+        2,
+        "the idempotency key must be 1-200 characters",
+    ),
+    CliCase(
+        "idempotency key too long",
+        ("enqueue", "echo", "--idempotency-key", "k" * 201),
+        2,
+        "the idempotency key must be 1-200 characters",
+    ),
+    CliCase(
+        "idempotency key reused in a batch with another payload",
+        ("enqueue", "--batch", "{dir}/keys.jsonl"),
+        2,
+        'idempotency key "k" belongs to an earlier job of this batch',
+        files={
+            "keys.jsonl": b'{"type": "echo", "idempotency_key": "k", "payload": {"n": 1}}\n'
+            b'{"type": "echo", "idempotency_key": "k", "payload": {"n": 2}}\n'
+        },
+    ),
+    CliCase(
+        "unique states without running",
+        ("enqueue", "echo", "--unique-states", "pending"),
+        2,
+        "unique states must include pending and running",
+    ),
+    CliCase(
+        "unique state unknown",
+        ("enqueue", "echo", "--unique-states", "pending,running,done"),
+        2,
+        "unknown unique state 'done'",
+    ),
+    CliCase(
+        "unique period not a duration",
+        ("enqueue", "echo", "--unique-period", "soon"),
+        2,
+        "invalid duration 'soon'",
+    ),
+    CliCase(
+        "unique period zero",
+        ("enqueue", "echo", "--unique-period", "0s"),
+        2,
+        "the unique period must be from 1 second to 10 years",
+    ),
+    CliCase(
+        "unique keys empty",
+        ("enqueue", "echo", "--unique-keys", ","),
+        2,
+        "unique keys must be payload field names",
+    ),
+    CliCase(
+        "on-conflict unknown",
+        ("enqueue", "echo", "--on-conflict", "merge"),
+        2,
+        "Invalid value for '--on-conflict'",
+    ),
+    CliCase(
+        "unique option with --batch",
+        ("enqueue", "--batch", "{dir}/one.jsonl", "--unique"),
+        2,
+        "remove --unique",
+        files={"one.jsonl": b'{"type": "echo"}\n'},
+    ),
+    CliCase(
+        "batch unique option unknown",
+        ("enqueue", "--batch", "{dir}/size.jsonl"),
+        2,
+        "unknown unique option 'size'",
+        files={"size.jsonl": b'{"type": "echo", "unique": {"size": 1}}\n'},
+    ),
+    CliCase(
+        "batch unique not an object",
+        ("enqueue", "--batch", "{dir}/word.jsonl"),
+        2,
+        '"unique" must be true or an object',
+        files={"word.jsonl": b'{"type": "echo", "unique": "yes"}\n'},
+    ),
+    # recurring jobs
+    CliCase(
+        "schedules of a non-database",
+        ("schedules",),
+        1,
+        "is not a SQLite database",
+        db="not-sqlite",
+    ),
+    LibraryCase(
+        "library: unique by an unknown field",
+        lambda c: c.enqueue("echo", unique=Unique(by=("colour",))),
+        InvalidInput,
+        2,
+        "unique by must be some of type, payload, queue",
+    ),
+    LibraryCase(
+        "library: unique keys without payload",
+        lambda c: c.enqueue("echo", unique=Unique(by=("type",), keys=("a",))),
+        InvalidInput,
+        2,
+        'add "payload" to by',
+    ),
+    LibraryCase(
+        "library: unique on_conflict unknown",
+        lambda c: c.enqueue("echo", unique=Unique(on_conflict="merge")),  # type: ignore[arg-type]
+        InvalidInput,
+        2,
+        "unknown on_conflict 'merge'",
+    ),
+    LibraryCase(
+        "library: idempotency key with a newline",
+        lambda c: c.enqueue("echo", idempotency_key="a\nb"),
+        InvalidInput,
+        2,
+        "printable text",
+    ),
+    LibraryCase(
+        "library: schedule with a bad cron",
+        lambda c: Registry().schedule("s", cron="61 * * * *", type="echo"),
+        InvalidInput,
+        2,
+        "invalid cron '61 * * * *'",
+    ),
+    LibraryCase(
+        "library: schedule with seven cron fields",
+        lambda c: Registry().schedule("s", cron="0 0 0 * * * *", type="echo"),
+        InvalidInput,
+        2,
+        "use five fields",
+    ),
+    LibraryCase(
+        "library: schedule in an unknown zone",
+        lambda c: Registry().schedule("s", cron="@daily", type="echo", timezone="Mars/Olympus"),
+        InvalidInput,
+        2,
+        "unknown time zone 'Mars/Olympus'",
+    ),
+    LibraryCase(
+        "library: schedule catch_up unknown",
+        lambda c: Registry().schedule("s", cron="@daily", type="echo", catch_up="some"),  # type: ignore[arg-type]
+        InvalidInput,
+        2,
+        "unknown catch_up 'some'",
+    ),
+    LibraryCase(
+        "library: schedule max_catch_up zero",
+        lambda c: Registry().schedule("s", cron="@daily", type="echo", max_catch_up=0),
+        InvalidInput,
+        2,
+        "max_catch_up must be a whole number from 1 to 1000",
+    ),
+    LibraryCase(
+        "library: schedule on a day that does not exist",
+        lambda c: Registry().schedule("s", cron="0 0 30 2 *", type="echo"),
+        InvalidInput,
+        2,
+        "invalid cron '0 0 30 2 *' (Bad day-of-month)",
+    ),
+    LibraryCase(
+        "library: schedule of a bad job type",
+        lambda c: Registry().schedule("s", cron="@daily", type="a b"),
+        InvalidInput,
+        2,
+        "invalid type",
     ),
     # the library
     LibraryCase(

@@ -17,8 +17,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, case, select, update
+from sqlalchemy.exc import IntegrityError
 
-from durableq.core.errors import JobNotFound
+from durableq.core.errors import JobNotFound, UniqueConflict
 from durableq.core.jobs import (
     TRANSITIONS,
     Action,
@@ -30,25 +31,27 @@ from durableq.core.jobs import (
     check_transition,
 )
 from durableq.core.outcomes import Finish
+from durableq.core.uniqueness import Enqueued
 from durableq.store.changes import ChangeWatcher
 from durableq.store.core.base import PENDING, J, status_guard
 from durableq.store.core.leadership import LeadershipOps
 from durableq.store.core.queues import QueueOps
 from durableq.store.core.reads import Reads
+from durableq.store.core.schedules import ScheduleOps
 from durableq.store.core.upkeep import Upkeep
 from durableq.store.records import Turn
-from durableq.store.schema import jobs_table
+from durableq.store.schema import UNIQUE_HELD, jobs_table
 
 TRANSITION_TARGETS = {action: transition.targets for action, transition in TRANSITIONS.items()}
 
 
-class CoreStore(Reads, Upkeep, QueueOps, LeadershipOps):
+class CoreStore(Reads, Upkeep, QueueOps, LeadershipOps, ScheduleOps):
     """A store's shared operations; SqliteStore and PostgresStore complete it."""
 
     # -- each store's own -----------------------------------------------------------------
 
     @abstractmethod
-    def enqueue_many(self, jobs: Sequence[NewJob], now: datetime) -> list[int]:
+    def enqueue_many(self, jobs: Sequence[NewJob], now: datetime) -> Enqueued:
         """All or nothing, in one transaction; ids in the order given."""
 
     @abstractmethod
@@ -141,7 +144,8 @@ class CoreStore(Reads, Upkeep, QueueOps, LeadershipOps):
         """Give a failed or canceled job another attempt, now."""
         with self._write() as connection:
             check_transition(Action.RETRY, self._status_of(connection, job_id), job_id)
-            connection.execute(
+            self._refuse_if_twin(connection, job_id)
+            statement = (
                 update(jobs_table)
                 .where(J.id == job_id, status_guard(Action.RETRY))
                 .values(
@@ -155,8 +159,25 @@ class CoreStore(Reads, Upkeep, QueueOps, LeadershipOps):
                     ),
                 )
             )
+            try:
+                with connection.begin_nested():
+                    connection.execute(statement)
+            except IntegrityError:  # a twin took the key since the check (PostgreSQL)
+                raise UniqueConflict(job_id, None) from None
             self._notify(connection)
             return self._get(connection, job_id)
+
+    @staticmethod
+    def _refuse_if_twin(connection: Connection, job_id: int) -> None:
+        """A job coming back into its unique states may not take a key a twin holds."""
+        key = connection.execute(select(J.unique_key).where(J.id == job_id)).scalar()
+        if key is None:
+            return
+        twin = connection.execute(
+            select(J.id).where(J.unique_key == key, UNIQUE_HELD, J.id != job_id).limit(1)
+        ).scalar()
+        if twin is not None:
+            raise UniqueConflict(job_id, int(twin))
 
     def _status_of(self, connection: Connection, job_id: int) -> JobStatus:
         # Locked until the transaction ends, so the status cannot change between this read and

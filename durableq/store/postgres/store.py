@@ -29,6 +29,7 @@ from sqlalchemy import (
 from durableq.core import payloads
 from durableq.core.jobs import JobStatus, NewJob
 from durableq.core.outcomes import FINISH_ACTIONS, Finish
+from durableq.core.uniqueness import Enqueued, enqueue_with_keys
 from durableq.store.changes import ChangeWatcher
 from durableq.store.core.base import PENDING, J, W, status_guard
 from durableq.store.core.store import CoreStore
@@ -36,6 +37,7 @@ from durableq.store.core.upkeep import renew_rows
 from durableq.store.postgres import queues as queue_controls
 from durableq.store.postgres.changes import CHANNEL, PostgresNotifyWatcher
 from durableq.store.postgres.claims import CoreClaims
+from durableq.store.postgres.keys import PostgresKeySteps
 from durableq.store.records import ErrorEntry, Turn
 from durableq.store.schema import UTCDateTime, jobs_table, workers_table
 
@@ -55,16 +57,24 @@ class PostgresStore(CoreStore):
 
     # -- producers ------------------------------------------------------------------------
 
-    def enqueue_many(self, jobs: Sequence[NewJob], now: datetime) -> list[int]:
+    def enqueue_many(self, jobs: Sequence[NewJob], now: datetime) -> Enqueued:
         if not jobs:
-            return []
+            return Enqueued([])
+        with self._write() as connection:
+            enqueued = self._insert_within(connection, jobs, now)
+            self._notify(connection)
+            return enqueued
+
+    def _insert_within(
+        self, connection: Connection, jobs: Sequence[NewJob], now: datetime
+    ) -> Enqueued:
+        if any(job.keyed for job in jobs):
+            steps = PostgresKeySteps(connection, now, self._new_row, queue_controls.admit)
+            return enqueue_with_keys(steps, jobs)
+        queue_controls.admit(connection, jobs, now)
         rows = [self._new_row(job, now) for job in jobs]
         statement = self._insert_job.returning(J.id, sort_by_parameter_order=True)
-        with self._write() as connection:
-            queue_controls.admit(connection, jobs, now)
-            ids = [int(row[0]) for row in connection.execute(statement, rows)]
-            self._notify(connection)
-            return ids
+        return Enqueued([int(row[0]) for row in connection.execute(statement, rows)])
 
     @staticmethod
     def _new_row(job: NewJob, now: datetime) -> dict[str, Any]:

@@ -16,13 +16,15 @@ from pathlib import Path
 
 from durableq.core.config import Settings
 from durableq.core.jobs import NewJob
+from durableq.core.uniqueness import Enqueued
 from durableq.store.revision import HEAD_REVISION, VERSION_TABLE
-from durableq.store.sqlite.statements import configure, failure, insert_jobs, write_transaction
+from durableq.store.sqlite.inserts import insert_jobs
+from durableq.store.sqlite.statements import configure, failure, write_transaction
 
 SQLITE_URL = "sqlite:///"
 
 
-def enqueue_quickly(settings: Settings, jobs: Sequence[NewJob], now: datetime) -> list[int] | None:
+def enqueue_quickly(settings: Settings, jobs: Sequence[NewJob], now: datetime) -> Enqueued | None:
     """The new jobs' ids, or None when this database needs the full path."""
     path = _ready_file(settings)
     if path is None:

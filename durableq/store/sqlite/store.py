@@ -17,16 +17,18 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from durableq.core.jobs import ClaimedJob, NewJob
 from durableq.core.outcomes import Finish
 from durableq.core.queues import QueueControls, QueueFilter, claim_within_controls
+from durableq.core.uniqueness import Enqueued
 from durableq.store.changes import ChangeWatcher
 from durableq.store.core.store import CoreStore
 from durableq.store.engine import busy_timeout_of, translate_errors
 from durableq.store.records import ErrorEntry, Turn
 from durableq.store.sqlite.changes import SqliteChangeWatcher
+from durableq.store.sqlite.inserts import insert_jobs
 from durableq.store.sqlite.queues import read_controls, running_counts, set_tat
 from durableq.store.sqlite.statements import (
     BEAT,
@@ -34,7 +36,6 @@ from durableq.store.sqlite.statements import (
     FINISH,
     INSERT_ERROR,
     RENEW,
-    insert_jobs,
     write_transaction,
 )
 from durableq.store.timestamps import encode as timestamp
@@ -90,11 +91,18 @@ class SqliteStore(CoreStore):
 
     # -- producers ----------------------------------------------------------------------
 
-    def enqueue_many(self, jobs: Sequence[NewJob], now: datetime) -> list[int]:
+    def enqueue_many(self, jobs: Sequence[NewJob], now: datetime) -> Enqueued:
         if not jobs:
-            return []
+            return Enqueued([])
         with self._transaction() as connection:
             return insert_jobs(connection, jobs, now)
+
+    def _insert_within(
+        self, connection: Connection, jobs: Sequence[NewJob], now: datetime
+    ) -> Enqueued:
+        # The same transaction, on the sqlite3 connection underneath SQLAlchemy's.
+        driver: sqlite3.Connection = connection.connection.driver_connection  # type: ignore[assignment]
+        return insert_jobs(driver, jobs, now)
 
     # -- workers ------------------------------------------------------------------------
 
