@@ -14,7 +14,7 @@ from typing import Any
 
 from durableq.core.config import Settings
 from durableq.core.errors import InvalidInput
-from durableq.core.jobs import JobStatus, NewJob
+from durableq.core.jobs import JobKeys, JobStatus, NewJob
 from durableq.core.uniqueness import Unique, check_idempotency_key
 
 Clock = Callable[[], datetime]
@@ -88,24 +88,25 @@ class JobBuilder:
     def _with_keys(
         self, job: NewJob, idempotency_key: str | None, unique: Unique | bool | None
     ) -> NewJob:
+        keys = JobKeys()
         if idempotency_key is not None:
-            job = replace(job, idempotency_key=check_idempotency_key(idempotency_key))
+            keys = replace(keys, idempotency_key=check_idempotency_key(idempotency_key))
         if unique is True:
             unique = Unique()
-        if unique is None or unique is False:
-            return job
-        if not isinstance(unique, Unique):
-            raise InvalidInput("unique must be a durableq.Unique, True or None")
-        # Canonical JSON of the payload: checked now, so that a bad payload is named as such.
-        from durableq.core.payloads import encode_payload
+        if unique is not None and unique is not False:
+            if not isinstance(unique, Unique):
+                raise InvalidInput("unique must be a durableq.Unique, True or None")
+            # Canonical JSON of the payload: checked now, so that a bad payload is named as such.
+            from durableq.core.payloads import encode_payload
 
-        encode_payload(job.payload)
-        return replace(
-            job,
-            unique_key=unique.key(job, self.clock()),
-            unique_states=unique.state_bits,
-            replace_twin=unique.on_conflict == "replace",
-        )
+            encode_payload(job.payload)
+            keys = replace(
+                keys,
+                unique_key=unique.key(job, self.clock()),
+                unique_states=unique.state_bits,
+                replace_twin=unique.on_conflict == "replace",
+            )
+        return job if keys == JobKeys() else replace(job, keys=keys)
 
     def job_from_mapping(self, spec: Mapping[str, Any]) -> NewJob:
         """A job from a dict such as one line of a JSONL batch file."""
@@ -143,7 +144,7 @@ class JobBuilder:
             max_attempts=spec.get("max_attempts"),
             timeout=timeout,
             idempotency_key=spec.get("idempotency_key"),
-            unique=unique_from_spec(spec.get("unique")),
+            unique=None if (unique := spec.get("unique")) is None else unique_from_spec(unique),
         )
 
     def _when(self, delay: float | None, run_at: datetime | None) -> datetime | None:

@@ -150,22 +150,50 @@ class NewJob:
     max_attempts: int = 10
     timeout: float | None = None
     run_at: datetime | None = None  # None: now
+    # None for a plain job, which takes the fast insert; see JobKeys.
+    keys: JobKeys | None = None
+
+    @property
+    def keyed(self) -> bool:
+        """Whether the store must look for a twin or record a schedule: the slower insert."""
+        return self.keys is not None
+
+    @property
+    def idempotency_key(self) -> str | None:
+        return None if self.keys is None else self.keys.idempotency_key
+
+    @property
+    def unique_key(self) -> str | None:
+        return None if self.keys is None else self.keys.unique_key
+
+    @property
+    def unique_states(self) -> int | None:
+        return None if self.keys is None else self.keys.unique_states
+
+    @property
+    def replace_twin(self) -> bool:
+        return self.keys is not None and self.keys.replace_twin
+
+    @property
+    def schedule(self) -> str | None:
+        return None if self.keys is None else self.keys.schedule
+
+    @property
+    def schedule_tick(self) -> datetime | None:
+        return None if self.keys is None else self.keys.schedule_tick
+
+
+@dataclass(frozen=True)
+class JobKeys:
+    """What makes an enqueue idempotent or a job unique (core/uniqueness.py), or the schedule
+    and tick that made it. Kept apart from NewJob's fields so that a plain job costs nothing."""
+
     idempotency_key: str | None = None
-    # Set from a Unique (core/uniqueness.py): the key, and the statuses in which it is held.
     unique_key: str | None = None
     unique_states: int | None = None  # bits: see uniqueness.STATE_BITS
     replace_twin: bool = False  # on a unique conflict, update a pending twin instead
     schedule: str | None = None
     schedule_tick: datetime | None = None
-
-    @property
-    def keyed(self) -> bool:
-        """Whether the store must look for a twin or record a schedule: the slower insert."""
-        return (
-            self.idempotency_key is not None
-            or self.unique_key is not None
-            or self.schedule is not None
-        )
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,14 @@ previous job works, and two daemons' schedulers racing for the same tick make on
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from durableq.client import Client
 from durableq.core.builder import JobBuilder
-from durableq.core.jobs import JobStatus
+from durableq.core.jobs import JobKeys, JobStatus
 from durableq.core.schedules import Schedule
 from durableq.store.api import open_store
 from durableq.worker.services.scheduler import Scheduler
@@ -124,9 +125,7 @@ def test_two_schedulers_racing_for_a_tick_make_one_job(any_client: Client) -> No
         assert expected is not None
         schedule = every_minute("all")
         job = any_client.new_job("echo")
-        from dataclasses import replace
-
-        tick_job = replace(job, schedule="tick", schedule_tick=expected)
+        tick_job = replace(job, keys=JobKeys(schedule="tick", schedule_tick=expected))
         won = [
             store.fire_schedule("tick", expected, schedule.next_after(now), [tick_job], False, now)
             for store in (any_client.store, other_store)

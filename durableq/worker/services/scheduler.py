@@ -16,7 +16,7 @@ from datetime import datetime
 
 from durableq.core.builder import JobBuilder
 from durableq.core.errors import QueueFull
-from durableq.core.jobs import NewJob
+from durableq.core.jobs import JobKeys, NewJob
 from durableq.core.schedules import Schedule
 from durableq.store.api import Store
 from durableq.store.core.schedules import SCHEDULE_SEEN_EVERY
@@ -104,4 +104,4 @@ class Scheduler:
             max_attempts=schedule.max_attempts,
             timeout=schedule.timeout,
         )
-        return replace(job, schedule=schedule.name, schedule_tick=tick)
+        return replace(job, keys=JobKeys(schedule=schedule.name, schedule_tick=tick))
