@@ -125,6 +125,10 @@ class Client(JobBuilder):
     def retry(self, job_id: int | str) -> Job:
         return self.store.retry(parse_job_id(job_id), self.clock())
 
+    def delete(self, job_id: int | str) -> Job:
+        """Delete a finished job (completed, failed or canceled) with its error history."""
+        return self.store.delete(parse_job_id(job_id))
+
     def jobs(
         self,
         *,
@@ -133,13 +137,20 @@ class Client(JobBuilder):
         types: Sequence[str] = (),
         limit: int = 50,
         offset: int = 0,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        before_id: int | None = None,
     ) -> list[Job]:
+        """Newest first. `before_id` pages by keyset: the jobs older than that id."""
         if limit < 1 or offset < 0:
             raise InvalidInput("limit must be at least 1 and offset not negative")
         where = JobFilter(
             statuses=tuple(parse_status(status) for status in statuses),
             queues=tuple(queues),
             types=tuple(types),
+            created_after=created_after,
+            created_before=created_before,
+            before_id=before_id,
         )
         return self.store.list_jobs(where, limit, offset)
 

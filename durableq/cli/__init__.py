@@ -30,6 +30,7 @@ COMMANDS = {
     "queues": "durableq.cli.queues:queues",
     "queue": "durableq.cli.queues:queue",
     "schedules": "durableq.cli.schedules:schedules",
+    "serve": "durableq.cli.serve:serve",
     "worker": "durableq.cli.worker:worker",
     "workers": "durableq.cli.worker:workers",
     "db": "durableq.cli.db:db",

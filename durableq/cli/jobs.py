@@ -9,12 +9,11 @@ from durableq.cli.app import app, db_option
 from durableq.cli.output import (
     echo_json,
     job_details,
-    job_json,
     jobs_table,
-    stats_json,
     stats_table,
 )
 from durableq.core.jobs import JobStatus
+from durableq.views import job_json, stats_json
 
 
 @click.group()

@@ -11,8 +11,8 @@ import click
 
 from durableq.core.durations import format_duration
 from durableq.core.jobs import Job, JobError, JobStatus
-from durableq.core.views import iso
 from durableq.store.records import Stats, WorkerInfo
+from durableq.views import iso, stats_json
 
 STATUS_COLOURS = {
     JobStatus.PENDING: "cyan",
@@ -21,44 +21,6 @@ STATUS_COLOURS = {
     JobStatus.FAILED: "red",
     JobStatus.CANCELED: "magenta",
 }
-
-
-def job_json(job: Job, errors: Sequence[JobError] | None = None) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "id": str(job.id),
-        "queue": job.queue,
-        "type": job.type,
-        "payload": job.payload,
-        "status": job.status.value,
-        "priority": job.priority,
-        "attempts": job.attempts,
-        "max_attempts": job.max_attempts,
-        "last_error": job.last_error,
-        "result": job.result,
-        "run_at": iso(job.run_at),
-        "created_at": iso(job.created_at),
-        "updated_at": iso(job.updated_at),
-        "started_at": iso(job.started_at),
-        "finished_at": iso(job.finished_at),
-        "timeout": job.timeout,
-        "cancel_requested": job.cancel_requested,
-        "worker_id": job.worker_id,
-        "idempotency_key": job.idempotency_key,
-        "unique_key": job.unique_key,
-        "schedule": job.schedule,
-        "schedule_tick": iso(job.schedule_tick),
-    }
-    if errors is not None:
-        data["errors"] = [
-            {
-                "attempt": error.attempt,
-                "error": error.error,
-                "traceback": error.traceback,
-                "failed_at": iso(error.failed_at),
-            }
-            for error in errors
-        ]
-    return data
 
 
 def echo_json(value: Any) -> None:
@@ -173,23 +135,6 @@ def _moment(value: datetime | None, now: datetime) -> str:
     return f"{iso(value)} ({relative(value, now)})"
 
 
-def stats_json(stats: Stats, now: datetime) -> dict[str, Any]:
-    totals: dict[str, int] = {status.value: 0 for status in JobStatus}
-    for per_status in stats.counts.values():
-        for status, n in per_status.items():
-            totals[status] = totals.get(status, 0) + n
-    oldest = stats.oldest_due_at
-    return {
-        "counts": totals,
-        "queues": stats.counts,
-        "oldest_pending_age_seconds": (
-            None if oldest is None else round(max(0.0, (now - oldest).total_seconds()), 3)
-        ),
-        "completed_last_minute": stats.completed_last_minute,
-        "failed_last_minute": stats.failed_last_minute,
-    }
-
-
 def stats_table(stats: Stats, now: datetime) -> None:
     data = stats_json(stats, now)
     statuses = [status.value for status in JobStatus]
@@ -205,19 +150,6 @@ def stats_table(stats: Stats, now: datetime) -> None:
     click.echo(
         f"last minute: {stats.completed_last_minute} completed, {stats.failed_last_minute} failed"
     )
-
-
-def worker_json(worker: WorkerInfo, leader_id: str | None = None) -> dict[str, Any]:
-    return {
-        "id": worker.id,
-        "host": worker.host,
-        "pid": worker.pid,
-        "queues": list(worker.queues) or None,
-        "concurrency": worker.concurrency,
-        "started_at": iso(worker.started_at),
-        "heartbeat_at": iso(worker.heartbeat_at),
-        "leader": worker.id == leader_id,
-    }
 
 
 def workers_table(

@@ -11,7 +11,7 @@ from durableq.cli.app import app, db_option
 from durableq.cli.output import echo_json, table
 from durableq.core.durations import format_duration
 from durableq.core.queues import QueueInfo, format_rate, parse_limit, parse_rate
-from durableq.core.views import queue_json
+from durableq.views import queue_json
 
 
 @click.command()

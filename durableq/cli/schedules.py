@@ -9,7 +9,7 @@ import click
 from durableq.cli.app import app, db_option
 from durableq.cli.output import echo_json, relative, table
 from durableq.core.schedules import ScheduleInfo
-from durableq.core.views import iso, schedule_json
+from durableq.views import iso, schedule_json
 
 
 @click.command()

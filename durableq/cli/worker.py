@@ -10,8 +10,9 @@ import click
 
 from durableq.cli import params
 from durableq.cli.app import app, db_option
-from durableq.cli.output import echo_json, worker_json, workers_table
+from durableq.cli.output import echo_json, workers_table
 from durableq.handlers.registry import build_registry, load_registry
+from durableq.views import worker_json
 from durableq.worker import logs
 
 

@@ -90,6 +90,9 @@ class JobFilter:
     statuses: tuple[JobStatus, ...] = ()
     queues: tuple[str, ...] = ()
     types: tuple[str, ...] = ()
+    created_after: datetime | None = None  # inclusive
+    created_before: datetime | None = None  # exclusive
+    before_id: int | None = None  # keyset pagination, newest first: ids below this one
 
 
 @dataclass(frozen=True)

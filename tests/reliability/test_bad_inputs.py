@@ -644,6 +644,19 @@ CASES: list[Case] = [
         '"unique" must be true or an object',
         files={"word.jsonl": b'{"type": "echo", "unique": "yes"}\n'},
     ),
+    # the HTTP server
+    CliCase("serve bind without a port", ("serve", "--bind", "localhost"), 2, "invalid --bind"),
+    CliCase(
+        "serve bind with a bad port", ("serve", "--bind", "127.0.0.1:99999"), 2, "invalid --bind"
+    ),
+    CliCase(
+        "serve off loopback without a token",
+        ("serve", "--bind", "0.0.0.0:8080"),
+        2,
+        "binding to 0.0.0.0 exposes the API to other hosts: give --token",
+    ),
+    CliCase("serve with an empty token", ("serve", "--token", " "), 2, "--token is empty"),
+    CliCase("serve with a tiny body limit", ("serve", "--max-body", "10"), 2, "Invalid value for"),
     # recurring jobs
     CliCase(
         "schedules of a non-database",

@@ -16,9 +16,15 @@ LAYERS = {
     "core": ["durableq.core"],
     "handlers": ["durableq.handlers"],
     "store": ["durableq.store", "durableq._migrations"],
-    "client": ["durableq.client"],
+    "client": ["durableq.client", "durableq.views"],
     "worker": ["durableq.worker"],
-    "interfaces": ["durableq.cli", "durableq.benchmark", "durableq.__main__", "durableq"],
+    "interfaces": [
+        "durableq.cli",
+        "durableq.http",
+        "durableq.benchmark",
+        "durableq.__main__",
+        "durableq",
+    ],
 }
 RANK = {prefix: rank for rank, prefixes in enumerate(LAYERS.values()) for prefix in prefixes}
 

@@ -64,6 +64,12 @@ class Reads(CoreBase):
             query = query.where(J.queue.in_(where.queues))
         if where.types:
             query = query.where(J.type.in_(where.types))
+        if where.created_after is not None:
+            query = query.where(J.created_at >= where.created_after)
+        if where.created_before is not None:
+            query = query.where(J.created_at < where.created_before)
+        if where.before_id is not None:
+            query = query.where(J.id < where.before_id)
         query = query.order_by(J.id.desc()).limit(limit).offset(offset)
         with self._read() as connection:
             return [job_from_row(row) for row in connection.execute(query)]

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, case, select, update
+from sqlalchemy import Connection, case, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from durableq.core.errors import JobNotFound, UniqueConflict
@@ -166,6 +166,14 @@ class CoreStore(Reads, Upkeep, QueueOps, LeadershipOps, ScheduleOps):
                 raise UniqueConflict(job_id, None) from None
             self._notify(connection)
             return self._get(connection, job_id)
+
+    def delete(self, job_id: int) -> Job:
+        """Delete one finished job and its error history; returns it as it was."""
+        with self._write() as connection:
+            check_transition(Action.PURGE, self._status_of(connection, job_id), job_id)
+            job = self._get(connection, job_id)
+            connection.execute(delete(jobs_table).where(J.id == job_id, status_guard(Action.PURGE)))
+            return job
 
     @staticmethod
     def _refuse_if_twin(connection: Connection, job_id: int) -> None:

@@ -1,0 +1,38 @@
+"""The FastAPI application: routes, the token rule, the body limit and problem+json errors."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+
+from durableq import __version__
+from durableq.client import Client
+from durableq.http import problems
+from durableq.http.limits import DEFAULT_MAX_BODY, BodyLimit
+from durableq.http.routes import jobs, ops, queues
+from durableq.http.security import TokenGuard
+
+DESCRIPTION = """A durable job queue over HTTP: submit jobs, follow them, manage queues.
+
+Every error is `application/problem+json` with a stable `code`. Durations are "30s", "1h30m" or
+seconds; times are ISO 8601. Off loopback, every route but /healthz needs
+`Authorization: Bearer <token>`.
+"""
+
+
+def create_app(
+    client: Client, *, token: str | None = None, max_body: int = DEFAULT_MAX_BODY
+) -> FastAPI:
+    app = FastAPI(title="durableq", version=__version__, description=DESCRIPTION)
+    app.state.client = client
+    v1 = APIRouter(prefix="/api/v1")
+    v1.include_router(jobs.router)
+    v1.include_router(queues.router)
+    app.include_router(ops.health)
+    app.include_router(v1)
+    app.include_router(ops.api)
+    app.include_router(ops.seed)
+    problems.install(app)
+    # Outermost first on the way in: the token is checked before a body is read.
+    app.add_middleware(BodyLimit, limit=max_body)
+    app.add_middleware(TokenGuard, token=token)
+    return app

@@ -1,0 +1,132 @@
+"""Errors as RFC 9457 problem+json: a stable `code` per kind, the CLI's one-line wording as the
+`detail`, and never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from durableq.core.errors import (
+    DatabaseBusy,
+    DatabaseError,
+    DurableqError,
+    HandlerNotFound,
+    IdempotencyConflict,
+    InvalidInput,
+    InvalidTransition,
+    JobNotFound,
+    QueueFull,
+    UniqueConflict,
+)
+
+log = logging.getLogger("durableq.http")
+
+PROBLEM = "application/problem+json"
+RETRY_AFTER_FULL = "1"  # seconds: a queue at max_pending drains at the workers' pace
+
+# Most specific first: the first class an error is an instance of decides.
+_KINDS: tuple[tuple[type[DurableqError], int, str], ...] = (
+    (JobNotFound, 404, "job_not_found"),
+    (InvalidTransition, 409, "invalid_transition"),
+    (UniqueConflict, 409, "unique_conflict"),
+    (IdempotencyConflict, 422, "idempotency_conflict"),
+    (InvalidInput, 422, "invalid_input"),
+    (HandlerNotFound, 422, "invalid_input"),
+    (QueueFull, 429, "queue_full"),
+    (DatabaseBusy, 503, "database_busy"),
+    (DatabaseError, 503, "database_unavailable"),
+)
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Content too large",
+    422: "Unprocessable content",
+    429: "Too many requests",
+    500: "Internal server error",
+    503: "Service unavailable",
+}
+
+
+class ApiProblem(Exception):
+    """An error of the HTTP layer itself (auth, draining, ...), raised from a route."""
+
+    def __init__(
+        self, status: int, code: str, detail: str, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+        self.headers = dict(headers or {})
+
+
+def problem(
+    status: int, code: str, detail: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    body = {
+        "type": f"urn:durableq:problem:{code}",
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    return JSONResponse(body, status_code=status, headers=dict(headers or {}), media_type=PROBLEM)
+
+
+def classify(error: DurableqError) -> tuple[int, str]:
+    for kind, status, code in _KINDS:
+        if isinstance(error, kind):
+            return status, code
+    return 500, "internal"
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that make every error a problem+json response."""
+
+    async def durableq_error(_request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, DurableqError)
+        status, code = classify(error)
+        headers = {"Retry-After": RETRY_AFTER_FULL} if status in (429, 503) else {}
+        return problem(status, code, str(error), headers)
+
+    async def api_problem(_request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, ApiProblem)
+        return problem(error.status, error.code, error.detail, error.headers)
+
+    async def invalid_request(_request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, RequestValidationError)
+        return problem(422, "invalid_input", _first_error(error.errors()))
+
+    async def http_error(_request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, HTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        headers = dict(error.headers or {})
+        return problem(error.status_code, code, str(error.detail), headers)
+
+    async def unexpected(_request: Request, error: Exception) -> JSONResponse:
+        log.error("unexpected error: %s: %s", type(error).__name__, error, exc_info=error)
+        return problem(500, "internal", "internal error; the server log has the details")
+
+    app.add_exception_handler(DurableqError, durableq_error)
+    app.add_exception_handler(ApiProblem, api_problem)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)
+
+
+def _first_error(errors: Any) -> str:
+    """Pydantic's first complaint, worded as one line: where, and what is wrong."""
+    if not errors:
+        return "the request is not valid"
+    first = errors[0]
+    where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+    message = str(first.get("msg", "is not valid"))
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where or 'the body'}: {message}{more}"

@@ -1,0 +1,197 @@
+"""/api/v1/jobs: submit (one or a batch), list, show, wait for the result, cancel, retry,
+delete, and the same actions in bulk."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Response
+
+from durableq.client import Client
+from durableq.core.builder import parse_job_id
+from durableq.core.durations import parse_duration, parse_instant
+from durableq.core.errors import DurableqError, InvalidInput
+from durableq.core.jobs import TERMINAL_STATUSES, Job
+from durableq.http.models import BatchIn, JobIn, JobSelection
+from durableq.http.routes.deps import client_of
+from durableq.views import iso, job_json
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+ClientDep = Annotated[Client, Depends(client_of)]
+MAX_WAIT = 60.0
+BULK_PAGE = 500
+
+
+@router.post("", status_code=201, summary="Enqueue a job")
+def submit(
+    body: JobIn,
+    response: Response,
+    client: ClientDep,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    """201 with the new job and its Location; 200 with the existing job when the
+    Idempotency-Key (or a unique twin) already has one."""
+    spec = body.model_dump(exclude_unset=True)
+    if idempotency_key is not None:
+        if spec.get("idempotency_key") not in (None, idempotency_key):
+            raise InvalidInput(
+                "the Idempotency-Key header and the body's idempotency_key differ; give one"
+            )
+        spec["idempotency_key"] = idempotency_key
+    enqueued = client.enqueue_many([client.job_from_mapping(spec)])
+    response.headers["Location"] = f"/api/v1/jobs/{enqueued[0]}"
+    if enqueued.duplicates:
+        response.status_code = 200
+    return job_json(client.get(enqueued[0]))
+
+
+@router.post("/batch", status_code=201, summary="Enqueue up to 10,000 jobs, all or nothing")
+def submit_batch(body: BatchIn, client: ClientDep) -> dict[str, Any]:
+    jobs = []
+    for line, spec in enumerate(body.jobs, start=1):
+        try:
+            jobs.append(client.job_from_mapping(spec.model_dump(exclude_unset=True)))
+        except InvalidInput as error:
+            raise InvalidInput(f"job {line} of the batch: {error}; nothing was enqueued") from None
+    enqueued = client.enqueue_many(jobs)
+    return {
+        "ids": [str(job_id) for job_id in enqueued],
+        "duplicates": sorted(enqueued.duplicates),
+    }
+
+
+@router.get("", summary="List jobs, newest first")
+def list_jobs(
+    client: ClientDep,
+    status: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI copies it
+    queue: Annotated[list[str], Query()] = [],  # noqa: B006
+    type: Annotated[list[str], Query()] = [],  # noqa: B006
+    created_after: str | None = None,
+    created_before: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """Keyset pagination: pass `next_cursor` back as `cursor` for the next (older) page."""
+    found = client.jobs(
+        statuses=status,
+        queues=queue,
+        types=type,
+        limit=limit,
+        created_after=None if created_after is None else parse_instant(created_after),
+        created_before=None if created_before is None else parse_instant(created_before),
+        before_id=None if cursor is None else _cursor(cursor),
+    )
+    next_cursor = str(found[-1].id) if len(found) == limit else None
+    return {"jobs": [job_json(job) for job in found], "next_cursor": next_cursor}
+
+
+@router.get("/{job_id}", summary="A job, with its error history")
+def show(job_id: str, client: ClientDep) -> dict[str, Any]:
+    job = client.get(job_id)
+    return job_json(job, client.errors(job.id))
+
+
+@router.get(
+    "/{job_id}/result",
+    summary="A job's result, waiting for it up to `wait`",
+    responses={202: {"description": "Not finished yet (the wait ended first)"}},
+)
+def result(
+    job_id: str, client: ClientDep, response: Response, wait: str | None = None
+) -> dict[str, Any]:
+    """200 once the job has finished (completed, failed or canceled); 202 while it has not."""
+    timeout = 0.0 if wait is None else min(parse_duration(wait), MAX_WAIT)
+    job = client.wait(job_id, timeout=timeout) if timeout > 0 else client.get(job_id)
+    if job.status not in TERMINAL_STATUSES:
+        response.status_code = 202
+    return result_json(job)
+
+
+def result_json(job: Job) -> dict[str, Any]:
+    return {
+        "id": str(job.id),
+        "status": job.status.value,
+        "result": job.result,
+        "last_error": job.last_error,
+        "finished_at": iso(job.finished_at),
+    }
+
+
+@router.post("/{job_id}/cancel", summary="Cancel a pending job, or stop a running one")
+def cancel(job_id: str, client: ClientDep) -> dict[str, Any]:
+    return job_json(client.cancel(job_id))
+
+
+@router.post("/{job_id}/retry", summary="Run a failed or canceled job again")
+def retry(job_id: str, client: ClientDep) -> dict[str, Any]:
+    return job_json(client.retry(job_id))
+
+
+@router.delete("/{job_id}", status_code=204, summary="Delete a finished job")
+def delete(job_id: str, client: ClientDep) -> Response:
+    client.delete(job_id)
+    return Response(status_code=204)
+
+
+@router.post("/cancel", summary="Cancel many jobs")
+def bulk_cancel(body: JobSelection, client: ClientDep) -> dict[str, Any]:
+    return _act_on_each(body, client, client.cancel)
+
+
+@router.post("/retry", summary="Retry many jobs")
+def bulk_retry(body: JobSelection, client: ClientDep) -> dict[str, Any]:
+    return _act_on_each(body, client, client.retry)
+
+
+@router.post("/delete", summary="Delete many finished jobs")
+def bulk_delete(body: JobSelection, client: ClientDep) -> dict[str, Any]:
+    return _act_on_each(body, client, client.delete)
+
+
+def _act_on_each(
+    body: JobSelection, client: Client, act: Callable[[int], object]
+) -> dict[str, Any]:
+    """Act on the listed jobs, or on every job matching the filter (in pages of 500). Jobs the
+    action does not apply to are skipped and counted, with the first reasons."""
+    done, skipped, reasons = 0, 0, list[str]()
+    for job_id in _selected(body, client):
+        try:
+            act(job_id)
+            done += 1
+        except DurableqError as error:
+            skipped += 1
+            if len(reasons) < 20:
+                reasons.append(str(error))
+    return {"done": done, "skipped": skipped, "reasons": reasons}
+
+
+def _selected(body: JobSelection, client: Client) -> Iterator[int]:
+    if (body.ids is None) == (body.filter is None):
+        raise InvalidInput('give "ids" or "filter", not both and not neither')
+    if body.ids is not None:
+        ids = [parse_job_id(job_id) for job_id in body.ids]  # all checked before any is acted on
+        yield from ids
+        return
+    assert body.filter is not None
+    where = body.filter
+    before: int | None = None
+    while True:
+        page = client.jobs(
+            statuses=where.status,
+            queues=where.queue,
+            types=where.type,
+            limit=BULK_PAGE,
+            before_id=before,
+        )
+        yield from (job.id for job in page)
+        if len(page) < BULK_PAGE:
+            return
+        before = page[-1].id
+
+
+def _cursor(value: str) -> int:
+    try:
+        return parse_job_id(value)
+    except InvalidInput:
+        raise InvalidInput(f"invalid cursor {value!r}: pass back a next_cursor") from None

@@ -1,0 +1,83 @@
+"""Health and readiness, workers, stats and schedules, and the seed design's three routes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Response
+
+from durableq.client import Client
+from durableq.http.models import JobIn
+from durableq.http.problems import ApiProblem
+from durableq.http.routes import jobs
+from durableq.http.routes.deps import client_of
+from durableq.store.revision import HEAD_REVISION
+from durableq.views import schedule_json, stats_json, worker_json
+
+ClientDep = Annotated[Client, Depends(client_of)]
+
+health = APIRouter(tags=["health"])
+api = APIRouter(tags=["operations"])
+seed = APIRouter(tags=["seed routes"])
+
+
+@health.get("/healthz", summary="The process is up (no auth, no database)")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@api.get("/readyz", summary="The database is reachable and its schema current")
+def readyz(client: ClientDep) -> dict[str, str]:
+    from durableq.store import migrate
+
+    try:
+        revision = migrate.current_revision(client.engine)
+    except Exception as error:  # any failure to reach the database means not ready
+        raise ApiProblem(503, "not_ready", f"the database cannot be reached: {error}") from None
+    if revision != HEAD_REVISION:
+        raise ApiProblem(
+            503,
+            "not_ready",
+            f"the schema is at revision {revision}, this durableq needs {HEAD_REVISION}; "
+            "run `durableq db upgrade`",
+        )
+    return {"status": "ready", "revision": revision}
+
+
+@api.get("/api/v1/workers", summary="The live daemons, and which one leads")
+def workers(client: ClientDep) -> list[dict[str, Any]]:
+    leader = client.leader()
+    leader_id = None if leader is None else leader.holder
+    return [worker_json(worker, leader_id) for worker in client.workers()]
+
+
+@api.get("/api/v1/stats", summary="Counts by queue and status, oldest due job, last minute")
+def stats(client: ClientDep) -> dict[str, Any]:
+    return stats_json(client.stats(), client.clock())
+
+
+@api.get("/api/v1/schedules", summary="The recurring jobs the daemons declared")
+def schedules(client: ClientDep) -> list[dict[str, Any]]:
+    return [schedule_json(info) for info in client.schedules()]
+
+
+@seed.post("/job", status_code=201, summary="Alias of POST /api/v1/jobs")
+def submit(
+    body: JobIn,
+    response: Response,
+    client: ClientDep,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    return jobs.submit(body, response, client, idempotency_key)
+
+
+@seed.get("/status/{job_id}", summary="Alias of GET /api/v1/jobs/{id}")
+def status(job_id: str, client: ClientDep) -> dict[str, Any]:
+    return jobs.show(job_id, client)
+
+
+@seed.get("/result/{job_id}", summary="Alias of GET /api/v1/jobs/{id}/result")
+def result(
+    job_id: str, client: ClientDep, response: Response, wait: str | None = None
+) -> dict[str, Any]:
+    return jobs.result(job_id, client, response, wait)
