@@ -59,6 +59,9 @@ class Schedule:
     priority: int = 0
     max_attempts: int | None = None
     timeout: float | None = None
+    # Derived in __post_init__: the cron with aliases expanded, and the zone.
+    expression: str = field(init=False, repr=False, compare=False, default="")
+    zone: ZoneInfo = field(init=False, repr=False, compare=False, default=ZoneInfo("UTC"))
 
     def __post_init__(self) -> None:
         what = f"schedule {self.name!r}"
@@ -72,7 +75,7 @@ class Schedule:
                 f"{what}: invalid cron {self.cron!r} ({error}); use five fields, "
                 "minute hour day month weekday, e.g. '*/15 * * * *' (or six, seconds first)"
             ) from None
-        object.__setattr__(self, "_expression", expression)
+        object.__setattr__(self, "expression", expression)
         try:
             zone = ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError, TypeError):
@@ -80,7 +83,7 @@ class Schedule:
                 f"{what}: unknown time zone {self.timezone!r}; use an IANA name such as "
                 "Europe/Berlin or UTC"
             ) from None
-        object.__setattr__(self, "_zone", zone)
+        object.__setattr__(self, "zone", zone)
         if self.catch_up not in CATCH_UP_POLICIES:
             raise InvalidInput(
                 f"{what}: unknown catch_up {self.catch_up!r}; use none, latest or all"
@@ -92,11 +95,6 @@ class Schedule:
             raise InvalidInput(f"{what}: no_overlap must be True or False")
         if self.next_after(datetime(2000, 1, 1, tzinfo=UTC)) is None:
             raise InvalidInput(f"{what}: cron {self.cron!r} never fires")
-
-    @property
-    def zone(self) -> ZoneInfo:
-        zone: ZoneInfo = getattr(self, "_zone")  # noqa: B009 - set in __post_init__
-        return zone
 
     def next_after(self, instant: datetime) -> datetime | None:
         """The first tick strictly after `instant`, in UTC; None if the cron never fires again."""
@@ -128,17 +126,14 @@ class Schedule:
         local_start = start.astimezone(zone).replace(tzinfo=None)
         if reverse:
             local_start += timedelta(microseconds=1)  # cronsim's reverse steps are strict
-        expression: str = getattr(self, "_expression")  # noqa: B009
-        iterator = CronSim(expression, local_start, reverse=reverse)
-        previous: datetime | None = None
+        iterator = CronSim(self.expression, local_start, reverse=reverse)
         while True:
             try:
                 local = next(iterator)
             except StopIteration:  # cronsim's horizon: the cron never fires again
                 return
             tick = _placed(local, zone)
-            if tick is not None and tick != previous:
-                previous = tick
+            if tick is not None:  # distinct local times place at distinct, ordered instants
                 yield tick
 
 
@@ -174,8 +169,8 @@ def _placed(local: datetime, zone: ZoneInfo) -> datetime | None:
 def describe(cron: str) -> str:
     """The cron expression in words ("At 07:00 on Monday through Friday"), or itself."""
     try:
-        from cronsim import CronSim as Parser
-
-        return str(Parser(_ALIASES.get(cron.strip().lower(), cron), datetime(2000, 1, 1)).explain())
+        return str(
+            CronSim(_ALIASES.get(cron.strip().lower(), cron), datetime(2000, 1, 1)).explain()
+        )
     except Exception:  # explain() is a nicety; an unusual expression keeps its own text
         return cron
