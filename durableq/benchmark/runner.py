@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import durableq
-from durableq.benchmark import latency, store, throughput
+from durableq.benchmark import http_api, latency, store, throughput
 from durableq.benchmark.harness import Bench, Progress
 from durableq.benchmark.report import Report
 from durableq.core.errors import InvalidInput
@@ -28,6 +28,7 @@ SECTIONS = (
     "idle",
     "depth",
     "memory",
+    "http",
 )
 
 FULL = (
@@ -49,6 +50,7 @@ FULL = (
         memory_jobs=100_000,
         settle=1.0,
     ),
+    http_api.Sizes(seconds=5.0, batch_seconds=5.0),
 )
 QUICK = (
     throughput.Sizes(
@@ -69,6 +71,7 @@ QUICK = (
         memory_jobs=2_000,
         settle=0.3,
     ),
+    http_api.Sizes(seconds=1.0, batch_seconds=1.0),
 )
 
 
@@ -91,7 +94,7 @@ class BenchOptions:
 
 def run_benchmark(options: BenchOptions, progress: Progress) -> Report:
     sections = options.selected()
-    sizes, live = QUICK if options.quick else FULL
+    sizes, live, web = QUICK if options.quick else FULL
     if options.jobs is not None:
         if options.jobs < 1:
             raise InvalidInput("--jobs must be at least 1")
@@ -113,6 +116,7 @@ def run_benchmark(options: BenchOptions, progress: Progress) -> Report:
             "idle": lambda: latency.idle(bench, live, report),
             "depth": lambda: throughput.depth(bench, sizes, report),
             "memory": lambda: latency.memory(bench, live, report),
+            "http": lambda: http_api.http(bench, web, report),
         }
         for section in sections:
             steps[section]()

@@ -1,17 +1,103 @@
-"""`durableq serve`: the HTTP API (FastAPI on uvicorn) on --db, without running jobs."""
+"""`durableq serve`: the HTTP API (FastAPI on uvicorn) on --db, without running jobs; and the
+options and start-up `worker start --http` shares with it."""
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from durableq.cli.app import app, db_option
 from durableq.core.errors import DurableqError, InvalidInput
 
+if TYPE_CHECKING:
+    from durableq.client import Client
+    from durableq.http.server import ApiServer
+
 log = logging.getLogger("durableq.http")
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+# After SIGTERM, submissions get 503 this long before the listener closes: a client on a
+# keep-alive connection learns to go elsewhere instead of seeing its connection reset.
+DRAIN_NOTICE = 0.5
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def api_options(command: F) -> F:
+    """--token, --insecure and --max-body: the same on `serve` and `worker start --http`."""
+    command = click.option(
+        "--max-body",
+        type=click.IntRange(1024, 1024**3),
+        default=1024 * 1024,
+        show_default=True,
+        metavar="BYTES",
+        help="Largest request body the API accepts; larger ones get 413.",
+    )(command)
+    command = click.option(
+        "--insecure",
+        is_flag=True,
+        help="Allow a non-loopback bind without a token (logs a warning).",
+    )(command)
+    return click.option(
+        "--token",
+        envvar="DURABLEQ_API_TOKEN",
+        metavar="TOKEN",
+        help="Require Authorization: Bearer TOKEN on every route but /healthz "
+        "[env DURABLEQ_API_TOKEN].",
+    )(command)
+
+
+@dataclass(frozen=True)
+class ApiPlan:
+    """Where and how to serve, checked before anything is opened or started."""
+
+    host: str
+    port: int
+    token: str | None
+    insecure: bool
+    max_body: int
+
+
+def plan_api(bind: str, token: str | None, insecure: bool, max_body: int) -> ApiPlan:
+    """Check the extra, the bind and the token: bad input fails here, with nothing opened."""
+    try:
+        from durableq.http.security import check_bind, parse_bind
+    except ImportError as error:
+        raise DurableqError(
+            f"the HTTP API needs the http extra ({error.name} is missing): "
+            "pip install 'durableq[http]'"
+        ) from None
+    if token is not None and not token.strip():
+        raise InvalidInput("--token is empty: give a secret, e.g. from `openssl rand -hex 32`")
+    host, port = parse_bind(bind)
+    check_bind(host, token, insecure)
+    return ApiPlan(host, port, token, insecure, max_body)
+
+
+def start_api(client: Client, plan: ApiPlan, log_level: str) -> ApiServer:
+    """Listen and serve in a thread of this process."""
+    from durableq.http.server import ApiServer
+
+    if plan.token is None and plan.insecure:
+        log.warning(
+            "serving on %s:%d without a token (--insecure): anyone who reaches it may act",
+            plan.host,
+            plan.port,
+        )
+    server = ApiServer(
+        client, plan.host, plan.port, token=plan.token, max_body=plan.max_body, log_level=log_level
+    )
+    server.start()
+    where = client.engine.url.render_as_string(hide_password=True)
+    log.info("durableq API on %s (docs at /docs), database %s", server.url, where)
+    return server
 
 
 @click.command()
@@ -22,24 +108,7 @@ LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
     metavar="HOST:PORT",
     help="Where to listen. Another host than loopback needs --token (or --insecure).",
 )
-@click.option(
-    "--token",
-    envvar="DURABLEQ_API_TOKEN",
-    metavar="TOKEN",
-    help="Require Authorization: Bearer TOKEN on every route but /healthz "
-    "[env DURABLEQ_API_TOKEN].",
-)
-@click.option(
-    "--insecure", is_flag=True, help="Allow a non-loopback bind without a token (logs a warning)."
-)
-@click.option(
-    "--max-body",
-    type=click.IntRange(1024, 1024**3),
-    default=1024 * 1024,
-    show_default=True,
-    metavar="BYTES",
-    help="Largest request body accepted; larger ones get 413.",
-)
+@api_options
 @click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
@@ -58,36 +127,27 @@ def serve(
 ) -> None:
     """Serve the HTTP API on --db: submit, follow and manage jobs (OpenAPI at /docs).
 
-    SIGTERM or SIGINT: stop accepting connections, finish the requests in flight, exit 0.
+    SIGTERM or SIGINT: refuse new submissions (503), finish the requests in flight, commit what
+    they submitted, exit 0. A second signal exits at once.
     """
-    try:
-        import uvicorn
-
-        from durableq.http.app import create_app
-        from durableq.http.security import check_bind, parse_bind
-    except ImportError as error:
-        raise DurableqError(
-            f"the HTTP API needs the http extra ({error.name} is missing): "
-            "pip install 'durableq[http]'"
-        ) from None
-    if token is not None and not token.strip():
-        raise InvalidInput("--token is empty: give a secret, e.g. from `openssl rand -hex 32`")
-    host, port = parse_bind(bind)
-    check_bind(host, token, insecure)
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-    )
-    if token is None and insecure:
-        log.warning(
-            "serving on %s without a token (--insecure): anyone who reaches it may act", bind
-        )
+    plan = plan_api(bind, token, insecure, max_body)
+    logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
     client = app(ctx).client(create=True)
-    api = create_app(client, token=token, max_body=max_body)
-    where = client.engine.url.render_as_string(hide_password=True)
-    log.info("durableq API on http://%s:%d (docs at /docs), database %s", host, port, where)
-    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again into the
-    # handler it found: this one, so that a clean stop exits 0.
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            os._exit(128 + signum)
+        stop.set()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: None)
-    uvicorn.run(api, host=host, port=port, log_level=log_level.lower(), access_log=False)
+        signal.signal(signum, on_signal)
+    server = start_api(client, plan, log_level)
+    while not stop.wait(0.5):
+        if not server.alive():
+            raise DurableqError("the HTTP API stopped unexpectedly; its log is above")
+    log.info("stopping: new submissions get 503; finishing the requests in flight")
+    server.drain()
+    time.sleep(DRAIN_NOTICE)
+    server.stop()
     log.info("durableq API stopped")

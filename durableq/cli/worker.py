@@ -11,6 +11,7 @@ import click
 from durableq.cli import params
 from durableq.cli.app import app, db_option
 from durableq.cli.output import echo_json, workers_table
+from durableq.cli.serve import api_options, plan_api, start_api
 from durableq.handlers.registry import build_registry, load_registry
 from durableq.views import worker_json
 from durableq.worker import logs
@@ -69,6 +70,14 @@ def worker() -> None:
     help="How long a job's lease lasts without a heartbeat [env DURABLEQ_LEASE; default 30s].",
 )
 @click.option(
+    "--http",
+    "http_bind",
+    metavar="HOST:PORT",
+    help="Also serve the HTTP API here (as `durableq serve`); on SIGTERM it refuses new "
+    "submissions (503) while the workers drain, then stops.",
+)
+@api_options
+@click.option(
     "--enable-shell",
     is_flag=True,
     help="Register the `shell` handler, which runs commands from payloads.",
@@ -85,13 +94,19 @@ def start(
     log_level: str,
     log_format: str,
     lease: float | None,
+    http_bind: str | None,
+    token: str | None,
+    insecure: bool,
+    max_body: int,
     enable_shell: bool,
 ) -> None:
     """Start a worker daemon: SIGTERM or SIGINT drains it, a second one stops it at once."""
     from durableq.client import Client
     from durableq.worker.daemon import Worker
     from durableq.worker.dispatcher import WorkerOptions
+    from durableq.worker.events import Draining
 
+    plan = None if http_bind is None else plan_api(http_bind, token, insecure, max_body)
     logs.configure(log_level, log_format)
     # Like `python -m`, let `--app tasks:registry` find tasks.py in the current directory.
     if os.getcwd() not in sys.path:
@@ -113,7 +128,15 @@ def start(
     )
     daemon = Worker(client, registry, options)
     daemon.install_signal_handlers()
-    daemon.run()
+    if plan is None:
+        daemon.run()
+        return
+    server = start_api(client, plan, log_level)
+    daemon.events.subscribe(lambda event: server.drain() if isinstance(event, Draining) else None)
+    try:
+        daemon.run()
+    finally:
+        server.stop()
 
 
 @click.command()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from durableq.core.errors import InvalidTransition
@@ -181,6 +181,31 @@ class NewJob:
     @property
     def schedule_tick(self) -> datetime | None:
         return None if self.keys is None else self.keys.schedule_tick
+
+
+def as_stored(job: NewJob, job_id: int, now: datetime) -> Job:
+    """The row a plain insert of `job` at `now` makes, as a Job: what reading it back would
+    give, without the read (the HTTP API answers a submission with it). Not for a job that
+    was a duplicate: its row is its twin's."""
+    created = now.astimezone(UTC)
+    return Job(
+        id=job_id,
+        queue=job.queue,
+        type=job.type,
+        payload=dict(job.payload),
+        status=JobStatus.PENDING,
+        priority=job.priority,
+        attempts=0,
+        max_attempts=job.max_attempts,
+        timeout=job.timeout,
+        run_at=created if job.run_at is None else job.run_at.astimezone(UTC),
+        created_at=created,
+        updated_at=created,
+        idempotency_key=job.idempotency_key,
+        unique_key=job.unique_key,
+        schedule=job.schedule,
+        schedule_tick=None if job.schedule_tick is None else job.schedule_tick.astimezone(UTC),
+    )
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import APIRouter, FastAPI
 
 from durableq import __version__
 from durableq.client import Client
+from durableq.group_commit import GroupCommit
 from durableq.http import problems
 from durableq.http.limits import DEFAULT_MAX_BODY, BodyLimit
 from durableq.http.routes import jobs, ops, queues
 from durableq.http.security import TokenGuard
+from durableq.http.waiters import ChangeBroadcast
 
 DESCRIPTION = """A durable job queue over HTTP: submit jobs, follow them, manage queues.
 
@@ -22,8 +27,20 @@ seconds; times are ISO 8601. Off loopback, every route but /healthz needs
 def create_app(
     client: Client, *, token: str | None = None, max_body: int = DEFAULT_MAX_BODY
 ) -> FastAPI:
-    app = FastAPI(title="durableq", version=__version__, description=DESCRIPTION)
+    writer = GroupCommit(client)
+    changes = ChangeBroadcast(client.store)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        writer.close()  # after the last request: what was submitted is committed first
+        changes.close()
+
+    app = FastAPI(title="durableq", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.client = client
+    app.state.writer = writer
+    app.state.changes = changes
+    app.state.draining = False  # set by ApiServer.drain: submissions get 503
     v1 = APIRouter(prefix="/api/v1")
     v1.include_router(jobs.router)
     v1.include_router(queues.router)

@@ -24,6 +24,7 @@ from durableq.core.errors import (
     QueueFull,
     UniqueConflict,
 )
+from durableq.group_commit import WriterClosed
 
 log = logging.getLogger("durableq.http")
 
@@ -39,6 +40,7 @@ _KINDS: tuple[tuple[type[DurableqError], int, str], ...] = (
     (InvalidInput, 422, "invalid_input"),
     (HandlerNotFound, 422, "invalid_input"),
     (QueueFull, 429, "queue_full"),
+    (WriterClosed, 503, "draining"),
     (DatabaseBusy, 503, "database_busy"),
     (DatabaseError, 503, "database_unavailable"),
 )

@@ -17,7 +17,7 @@ from durableq.core.builder import utc_now
 from durableq.handlers.registry import Registry
 from durableq.store.api import WorkerInfo
 from durableq.worker.dispatcher import Dispatcher, WorkerOptions
-from durableq.worker.events import Events
+from durableq.worker.events import Draining, Events
 from durableq.worker.executor import Executor
 from durableq.worker.job_log import log_event
 from durableq.worker.maintenance import Maintenance
@@ -119,5 +119,6 @@ class Worker:
             name,
             self.options.shutdown_timeout,
         )
+        self.events.emit(Draining(self.id))
         # The handler runs in the main thread: never block it, just flag the stop.
         threading.Thread(target=self.stop, daemon=True).start()

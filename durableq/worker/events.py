@@ -41,7 +41,15 @@ class ServiceRan:
     duration: float
 
 
-Event = JobStarted | JobFinished | ServiceRan
+@dataclass(frozen=True)
+class Draining:
+    """The daemon was told to stop: it claims no more jobs and finishes the running ones
+    (an API served beside it stops taking submissions)."""
+
+    worker_id: str
+
+
+Event = JobStarted | JobFinished | ServiceRan | Draining
 Subscriber = Callable[[Event], None]
 
 

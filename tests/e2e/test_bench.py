@@ -32,6 +32,7 @@ SECTIONS = {
     "idle",
     "depth",
     "memory",
+    "http",
 }
 # Figures that may legitimately be zero or negative: memory can shrink, an idle daemon may not
 # have used a whole clock tick of CPU.
@@ -134,6 +135,16 @@ def test_every_job_enqueued_was_processed(quick: QuickRun) -> None:
     assert (
         sections["enqueue"]["batched"]["jobs"] % sections["enqueue"]["batched"]["batch_size"] == 0
     )
+
+
+def test_every_acknowledged_http_submission_is_stored(quick: QuickRun) -> None:
+    assert quick.returncode == 0, quick.stderr
+    runs = quick.report["sections"]["http"]
+    assert set(runs) == {"clients_1", "clients_8", "clients_32", "batch"}
+    for name, run in runs.items():
+        assert run["acknowledged"] == run["stored"] > 0, name
+        assert run["acknowledged"] == run["requests"] * run["jobs_per_request"], name
+    assert runs["clients_32"]["bare_endpoint"]["jobs_per_s"] > 0
 
 
 def test_latency_percentiles_are_ordered(quick: QuickRun) -> None:

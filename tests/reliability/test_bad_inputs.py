@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import socket
 import sqlite3
 import subprocess
 import traceback
@@ -286,6 +287,21 @@ def _run_burst(path: Path, app: str, cwd: Path) -> subprocess.CompletedProcess[s
     assert done.returncode == 0, f"the daemon did not survive: {done.stderr}"
     assert "Traceback" not in done.stderr, done.stderr
     return done
+
+
+def _port_taken(directory: Path, template: Path, command: tuple[str, ...]) -> None:
+    """Something else listens on the port: one line that says so, exit 1, nothing written."""
+    database = DATABASES["seeded"]
+    path = database.make(directory, template)
+    before = database.fingerprint(path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        where = f"127.0.0.1:{taken.getsockname()[1]}"
+        flag = "--bind" if command[0] == "serve" else "--http"
+        done = run_cli([*command, flag, where], path, cwd=directory)
+    assert_one_error_line(done, 1, f"cannot listen on {where}: address already in use")
+    assert database.fingerprint(path) == before
 
 
 def _statuses(client: Client, *job_ids: int) -> list[str]:
@@ -657,6 +673,23 @@ CASES: list[Case] = [
     ),
     CliCase("serve with an empty token", ("serve", "--token", " "), 2, "--token is empty"),
     CliCase("serve with a tiny body limit", ("serve", "--max-body", "10"), 2, "Invalid value for"),
+    ScenarioCase("serve on a port in use", lambda d, t: _port_taken(d, t, ("serve",))),
+    ScenarioCase(
+        "worker --http on a port in use",
+        lambda d, t: _port_taken(d, t, ("worker", "start", "--burst")),
+    ),
+    CliCase(
+        "worker --http off loopback without a token",
+        ("worker", "start", "--http", "0.0.0.0:8080"),
+        2,
+        "binding to 0.0.0.0 exposes the API to other hosts: give --token",
+    ),
+    CliCase(
+        "worker --http without a port",
+        ("worker", "start", "--http", "localhost"),
+        2,
+        "invalid --bind",
+    ),
     # recurring jobs
     CliCase(
         "schedules of a non-database",

@@ -3,35 +3,42 @@ delete, and the same actions in bulk."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi.concurrency import run_in_threadpool
 
 from durableq.client import Client
 from durableq.core.builder import parse_job_id
 from durableq.core.durations import parse_duration, parse_instant
 from durableq.core.errors import DurableqError, InvalidInput
 from durableq.core.jobs import TERMINAL_STATUSES, Job
+from durableq.group_commit import GroupCommit
 from durableq.http.models import BatchIn, JobIn, JobSelection
-from durableq.http.routes.deps import client_of
+from durableq.http.routes.deps import changes_of, client_of, writer_of
+from durableq.http.waiters import ChangeBroadcast
 from durableq.views import iso, job_json
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 ClientDep = Annotated[Client, Depends(client_of)]
+WriterDep = Annotated[GroupCommit, Depends(writer_of)]
+ChangesDep = Annotated[ChangeBroadcast, Depends(changes_of)]
 MAX_WAIT = 60.0
 BULK_PAGE = 500
 
 
 @router.post("", status_code=201, summary="Enqueue a job")
-def submit(
+async def submit(
     body: JobIn,
     response: Response,
     client: ClientDep,
+    writer: WriterDep,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
     """201 with the new job and its Location; 200 with the existing job when the
-    Idempotency-Key (or a unique twin) already has one."""
+    Idempotency-Key (or a unique twin) already has one. Answered once the job is committed."""
     spec = body.model_dump(exclude_unset=True)
     if idempotency_key is not None:
         if spec.get("idempotency_key") not in (None, idempotency_key):
@@ -39,22 +46,26 @@ def submit(
                 "the Idempotency-Key header and the body's idempotency_key differ; give one"
             )
         spec["idempotency_key"] = idempotency_key
-    enqueued = client.enqueue_many([client.job_from_mapping(spec)])
-    response.headers["Location"] = f"/api/v1/jobs/{enqueued[0]}"
-    if enqueued.duplicates:
+    job = client.job_from_mapping(spec)
+    submitted = await asyncio.wrap_future(writer.submit([job], read_back=True))
+    job_id = submitted.enqueued[0]
+    response.headers["Location"] = f"/api/v1/jobs/{job_id}"
+    if submitted.enqueued.duplicates:
         response.status_code = 200
-    return job_json(client.get(enqueued[0]))
+    if submitted.jobs is None:  # stored, but the read-back failed: read it here
+        return job_json(await run_in_threadpool(client.get, job_id))
+    return job_json(submitted.jobs[0])
 
 
 @router.post("/batch", status_code=201, summary="Enqueue up to 10,000 jobs, all or nothing")
-def submit_batch(body: BatchIn, client: ClientDep) -> dict[str, Any]:
+async def submit_batch(body: BatchIn, client: ClientDep, writer: WriterDep) -> dict[str, Any]:
     jobs = []
     for line, spec in enumerate(body.jobs, start=1):
         try:
             jobs.append(client.job_from_mapping(spec.model_dump(exclude_unset=True)))
         except InvalidInput as error:
             raise InvalidInput(f"job {line} of the batch: {error}; nothing was enqueued") from None
-    enqueued = client.enqueue_many(jobs)
+    enqueued = (await asyncio.wrap_future(writer.submit(jobs))).enqueued
     return {
         "ids": [str(job_id) for job_id in enqueued],
         "duplicates": sorted(enqueued.duplicates),
@@ -97,12 +108,20 @@ def show(job_id: str, client: ClientDep) -> dict[str, Any]:
     summary="A job's result, waiting for it up to `wait`",
     responses={202: {"description": "Not finished yet (the wait ended first)"}},
 )
-def result(
-    job_id: str, client: ClientDep, response: Response, wait: str | None = None
+async def result(
+    job_id: str,
+    client: ClientDep,
+    changes: ChangesDep,
+    response: Response,
+    wait: str | None = None,
 ) -> dict[str, Any]:
-    """200 once the job has finished (completed, failed or canceled); 202 while it has not."""
+    """200 once the job has finished (completed, failed or canceled); 202 while it has not.
+    A wait holds no server thread: the request sleeps until the database changes."""
     timeout = 0.0 if wait is None else min(parse_duration(wait), MAX_WAIT)
-    job = client.wait(job_id, timeout=timeout) if timeout > 0 else client.get(job_id)
+    wanted = parse_job_id(job_id)
+    job = await changes.wait_until(
+        lambda: client.get(wanted), lambda job: job.status in TERMINAL_STATUSES, timeout
+    )
     if job.status not in TERMINAL_STATUSES:
         response.status_code = 202
     return result_json(job)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 
 from durableq.client import Client
 from durableq.http.models import JobIn
 from durableq.http.problems import ApiProblem
 from durableq.http.routes import jobs
-from durableq.http.routes.deps import client_of
+from durableq.http.routes.deps import DRAINING, client_of
 from durableq.store.revision import HEAD_REVISION
 from durableq.views import schedule_json, stats_json, worker_json
 
@@ -27,9 +27,11 @@ def healthz() -> dict[str, str]:
 
 
 @api.get("/readyz", summary="The database is reachable and its schema current")
-def readyz(client: ClientDep) -> dict[str, str]:
+def readyz(request: Request, client: ClientDep) -> dict[str, str]:
     from durableq.store import migrate
 
+    if request.app.state.draining:
+        raise ApiProblem(503, "draining", DRAINING)
     try:
         revision = migrate.current_revision(client.engine)
     except Exception as error:  # any failure to reach the database means not ready
@@ -62,13 +64,14 @@ def schedules(client: ClientDep) -> list[dict[str, Any]]:
 
 
 @seed.post("/job", status_code=201, summary="Alias of POST /api/v1/jobs")
-def submit(
+async def submit(
     body: JobIn,
     response: Response,
     client: ClientDep,
+    writer: jobs.WriterDep,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
-    return jobs.submit(body, response, client, idempotency_key)
+    return await jobs.submit(body, response, client, writer, idempotency_key)
 
 
 @seed.get("/status/{job_id}", summary="Alias of GET /api/v1/jobs/{id}")
@@ -77,7 +80,11 @@ def status(job_id: str, client: ClientDep) -> dict[str, Any]:
 
 
 @seed.get("/result/{job_id}", summary="Alias of GET /api/v1/jobs/{id}/result")
-def result(
-    job_id: str, client: ClientDep, response: Response, wait: str | None = None
+async def result(
+    job_id: str,
+    client: ClientDep,
+    changes: jobs.ChangesDep,
+    response: Response,
+    wait: str | None = None,
 ) -> dict[str, Any]:
-    return jobs.result(job_id, client, response, wait)
+    return await jobs.result(job_id, client, changes, response, wait)
