@@ -19,8 +19,11 @@ from durableq.cli.app import app, db_option
 from durableq.core.errors import DurableqError, InvalidInput
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from durableq.client import Client
     from durableq.http.server import ApiServer
+    from durableq.metrics import Metrics
 
 log = logging.getLogger("durableq.http")
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -81,22 +84,41 @@ def plan_api(bind: str, token: str | None, insecure: bool, max_body: int) -> Api
     return ApiPlan(host, port, token, insecure, max_body)
 
 
-def start_api(client: Client, plan: ApiPlan, log_level: str) -> ApiServer:
-    """Listen and serve in a thread of this process."""
+def start_api(
+    client: Client, plan: ApiPlan, log_level: str, metrics: Metrics | None = None
+) -> ApiServer:
+    """Listen and serve the API in a thread of this process."""
+    from durableq.http.app import create_app
+
+    app = create_app(client, token=plan.token, max_body=plan.max_body, metrics=metrics)
+    server = _start(app, plan, log_level, "API")
+    where = client.engine.url.render_as_string(hide_password=True)
+    log.info("durableq API on %s (docs at /docs), database %s", server.url, where)
+    return server
+
+
+def start_metrics(metrics: Metrics, plan: ApiPlan, log_level: str) -> ApiServer:
+    """Serve only /metrics (and /healthz) in a thread of this process."""
+    from durableq.http.app import create_metrics_app
+
+    server = _start(create_metrics_app(metrics, token=plan.token), plan, log_level, "metrics")
+    log.info("durableq metrics on %s/metrics", server.url)
+    return server
+
+
+def _start(app: FastAPI, plan: ApiPlan, log_level: str, what: str) -> ApiServer:
     from durableq.http.server import ApiServer
 
     if plan.token is None and plan.insecure:
         log.warning(
-            "serving on %s:%d without a token (--insecure): anyone who reaches it may act",
+            "serving the %s on %s:%d without a token (--insecure): anyone who reaches it may "
+            "read it",
+            what,
             plan.host,
             plan.port,
         )
-    server = ApiServer(
-        client, plan.host, plan.port, token=plan.token, max_body=plan.max_body, log_level=log_level
-    )
+    server = ApiServer(app, plan.host, plan.port, log_level=log_level)
     server.start()
-    where = client.engine.url.render_as_string(hide_password=True)
-    log.info("durableq API on %s (docs at /docs), database %s", server.url, where)
     return server
 
 

@@ -5,16 +5,20 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import click
 
 from durableq.cli import params
 from durableq.cli.app import app, db_option
 from durableq.cli.output import echo_json, workers_table
-from durableq.cli.serve import api_options, plan_api, start_api
+from durableq.cli.serve import api_options, plan_api, start_api, start_metrics
 from durableq.handlers.registry import build_registry, load_registry
 from durableq.views import worker_json
 from durableq.worker import logs
+
+if TYPE_CHECKING:
+    from durableq.http.server import ApiServer
 
 
 @click.group()
@@ -76,6 +80,12 @@ def worker() -> None:
     help="Also serve the HTTP API here (as `durableq serve`); on SIGTERM it refuses new "
     "submissions (503) while the workers drain, then stops.",
 )
+@click.option(
+    "--metrics",
+    "metrics_bind",
+    metavar="HOST:PORT",
+    help="Serve Prometheus metrics at /metrics here (with --http they are also on its /metrics).",
+)
 @api_options
 @click.option(
     "--enable-shell",
@@ -95,6 +105,7 @@ def start(
     log_format: str,
     lease: float | None,
     http_bind: str | None,
+    metrics_bind: str | None,
     token: str | None,
     insecure: bool,
     max_body: int,
@@ -104,9 +115,10 @@ def start(
     from durableq.client import Client
     from durableq.worker.daemon import Worker
     from durableq.worker.dispatcher import WorkerOptions
-    from durableq.worker.events import Draining
+    from durableq.worker.events import Draining, Event
 
     plan = None if http_bind is None else plan_api(http_bind, token, insecure, max_body)
+    scrape = None if metrics_bind is None else plan_api(metrics_bind, token, insecure, max_body)
     logs.configure(log_level, log_format)
     # Like `python -m`, let `--app tasks:registry` find tasks.py in the current directory.
     if os.getcwd() not in sys.path:
@@ -128,15 +140,28 @@ def start(
     )
     daemon = Worker(client, registry, options)
     daemon.install_signal_handlers()
-    if plan is None:
-        daemon.run()
-        return
-    server = start_api(client, plan, log_level)
-    daemon.events.subscribe(lambda event: server.drain() if isinstance(event, Draining) else None)
+    servers: list[ApiServer] = []
     try:
+        if plan is not None or scrape is not None:
+            from durableq.metrics import Metrics
+
+            metrics = Metrics(client)
+            daemon.events.subscribe(metrics.observe)
+            if scrape is not None:
+                servers.append(start_metrics(metrics, scrape, log_level))
+            if plan is not None:
+                servers.append(start_api(client, plan, log_level, metrics))
+
+            def drain_servers(event: Event) -> None:
+                if isinstance(event, Draining):
+                    for server in servers:
+                        server.drain()
+
+            daemon.events.subscribe(drain_servers)
         daemon.run()
     finally:
-        server.stop()
+        for server in servers:  # after the workers drained: the API answered until now
+            server.stop()
 
 
 @click.command()

@@ -233,3 +233,4 @@ class ClaimedJob:
     max_attempts: int
     timeout: float | None
     lease_token: str
+    run_at: datetime | None = None  # when it was due: the wait until its start (metrics)

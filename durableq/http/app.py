@@ -15,6 +15,7 @@ from durableq.http.limits import DEFAULT_MAX_BODY, BodyLimit
 from durableq.http.routes import jobs, ops, queues
 from durableq.http.security import TokenGuard
 from durableq.http.waiters import ChangeBroadcast
+from durableq.metrics import Metrics
 
 DESCRIPTION = """A durable job queue over HTTP: submit jobs, follow them, manage queues.
 
@@ -25,8 +26,14 @@ seconds; times are ISO 8601. Off loopback, every route but /healthz needs
 
 
 def create_app(
-    client: Client, *, token: str | None = None, max_body: int = DEFAULT_MAX_BODY
+    client: Client,
+    *,
+    token: str | None = None,
+    max_body: int = DEFAULT_MAX_BODY,
+    metrics: Metrics | None = None,
 ) -> FastAPI:
+    """The whole API. `metrics`: the process's (a worker's, fed by its events); by default
+    one of the app's own, with the database gauges and the API's submissions."""
     writer = GroupCommit(client)
     changes = ChangeBroadcast(client.store)
 
@@ -40,7 +47,15 @@ def create_app(
     app.state.client = client
     app.state.writer = writer
     app.state.changes = changes
-    app.state.draining = False  # set by ApiServer.drain: submissions get 503
+    app.state.metrics = metrics or Metrics(client)
+    app.state.draining = False
+
+    def drain() -> None:
+        """Refuse new submissions (503), end long-polls, fail /readyz. Quick: a flag, a wake."""
+        app.state.draining = True
+        changes.stop()
+
+    app.state.drain = drain
     v1 = APIRouter(prefix="/api/v1")
     v1.include_router(jobs.router)
     v1.include_router(queues.router)
@@ -48,8 +63,20 @@ def create_app(
     app.include_router(v1)
     app.include_router(ops.api)
     app.include_router(ops.seed)
+    app.include_router(ops.scrape)
     problems.install(app)
     # Outermost first on the way in: the token is checked before a body is read.
     app.add_middleware(BodyLimit, limit=max_body)
+    app.add_middleware(TokenGuard, token=token)
+    return app
+
+
+def create_metrics_app(metrics: Metrics, *, token: str | None = None) -> FastAPI:
+    """Only /metrics and /healthz: what `worker start --metrics` serves. The same token rule."""
+    app = FastAPI(title="durableq metrics", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.metrics = metrics
+    app.include_router(ops.health)
+    app.include_router(ops.scrape)
+    problems.install(app)
     app.add_middleware(TokenGuard, token=token)
     return app

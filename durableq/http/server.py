@@ -16,27 +16,17 @@ import threading
 import time
 
 import uvicorn
+from fastapi import FastAPI
 
-from durableq.client import Client
 from durableq.core.errors import DurableqError
-from durableq.http.app import create_app
 
 log = logging.getLogger("durableq.http")
 GRACEFUL_SHUTDOWN = 30.0  # seconds requests in flight may take once the server stops
 
 
 class ApiServer:
-    def __init__(
-        self,
-        client: Client,
-        host: str,
-        port: int,
-        *,
-        token: str | None,
-        max_body: int,
-        log_level: str = "info",
-    ) -> None:
-        self.app = create_app(client, token=token, max_body=max_body)
+    def __init__(self, app: FastAPI, host: str, port: int, *, log_level: str = "info") -> None:
+        self.app = app
         self.host, self.port = host, port
         config = uvicorn.Config(
             self.app,
@@ -73,9 +63,10 @@ class ApiServer:
         return self._thread is not None and self._thread.is_alive()
 
     def drain(self) -> None:
-        """Refuse new submissions (503), end long-polls, fail /readyz. Quick: a flag and a wake."""
-        self.app.state.draining = True
-        self.app.state.changes.stop()
+        """The app's drain, if it has one (http/app.py): quick, callable from a signal."""
+        drain = getattr(self.app.state, "drain", None)
+        if drain is not None:
+            drain()
 
     def stop(self, timeout: float = GRACEFUL_SHUTDOWN + 5) -> None:
         """Drain, let requests in flight finish, commit what they submitted, close."""

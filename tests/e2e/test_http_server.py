@@ -119,3 +119,36 @@ def test_serve_refuses_an_open_bind_off_loopback(tmp_path: Path) -> None:
     assert refused.stderr.startswith("durableq: error: binding to 0.0.0.0 exposes the API")
     assert len(refused.stderr.strip().splitlines()) == 1
     assert not db.exists()
+
+
+def test_a_worker_serves_its_metrics(tmp_path: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    db = tmp_path / "durableq.db"
+    port = free_port()
+    for n in range(3):
+        assert run_cli(["enqueue", "echo", "--payload", json.dumps({"n": n})], db).returncode == 0
+    daemon = start_worker(db, "--metrics", f"127.0.0.1:{port}", app=None)
+    url = f"http://127.0.0.1:{port}/metrics"
+
+    def finished() -> dict[str, float]:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                text = response.read().decode()
+        except OSError:
+            return {}
+        values = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "durableq_jobs_finished_total":
+                    values[sample.labels["outcome"]] = sample.value
+                elif sample.name == "durableq_workers":
+                    values["workers"] = sample.value
+        return values if values.get("completed") == 3 else {}
+
+    try:
+        values = wait_until(finished, timeout=30, what="three completions in the metrics")
+        assert values["workers"] == 1
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=30) == 0

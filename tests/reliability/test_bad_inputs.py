@@ -685,6 +685,12 @@ CASES: list[Case] = [
         "binding to 0.0.0.0 exposes the API to other hosts: give --token",
     ),
     CliCase(
+        "worker --metrics off loopback without a token",
+        ("worker", "start", "--metrics", "0.0.0.0:9100"),
+        2,
+        "binding to 0.0.0.0 exposes the API to other hosts: give --token",
+    ),
+    CliCase(
         "worker --http without a port",
         ("worker", "start", "--http", "localhost"),
         2,

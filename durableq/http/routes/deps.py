@@ -12,6 +12,7 @@ from durableq.client import Client
 from durableq.group_commit import GroupCommit
 from durableq.http.problems import ApiProblem
 from durableq.http.waiters import ChangeBroadcast
+from durableq.metrics import Metrics
 
 DRAINING = "the server is shutting down and takes no new jobs: submit to another one or retry"
 
@@ -32,3 +33,8 @@ async def writer_of(request: Request) -> GroupCommit:
 async def changes_of(request: Request) -> ChangeBroadcast:
     changes: ChangeBroadcast = request.app.state.changes
     return changes
+
+
+async def metrics_of(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics

@@ -17,14 +17,16 @@ from durableq.core.errors import DurableqError, InvalidInput
 from durableq.core.jobs import TERMINAL_STATUSES, Job
 from durableq.group_commit import GroupCommit
 from durableq.http.models import BatchIn, JobIn, JobSelection
-from durableq.http.routes.deps import changes_of, client_of, writer_of
+from durableq.http.routes.deps import changes_of, client_of, metrics_of, writer_of
 from durableq.http.waiters import ChangeBroadcast
+from durableq.metrics import Metrics
 from durableq.views import iso, job_json
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 ClientDep = Annotated[Client, Depends(client_of)]
 WriterDep = Annotated[GroupCommit, Depends(writer_of)]
 ChangesDep = Annotated[ChangeBroadcast, Depends(changes_of)]
+MetricsDep = Annotated[Metrics, Depends(metrics_of)]
 MAX_WAIT = 60.0
 BULK_PAGE = 500
 
@@ -35,6 +37,7 @@ async def submit(
     response: Response,
     client: ClientDep,
     writer: WriterDep,
+    metrics: MetricsDep,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
     """201 with the new job and its Location; 200 with the existing job when the
@@ -48,6 +51,7 @@ async def submit(
         spec["idempotency_key"] = idempotency_key
     job = client.job_from_mapping(spec)
     submitted = await asyncio.wrap_future(writer.submit([job], read_back=True))
+    metrics.count_enqueued([job], submitted.enqueued)
     job_id = submitted.enqueued[0]
     response.headers["Location"] = f"/api/v1/jobs/{job_id}"
     if submitted.enqueued.duplicates:
@@ -58,7 +62,9 @@ async def submit(
 
 
 @router.post("/batch", status_code=201, summary="Enqueue up to 10,000 jobs, all or nothing")
-async def submit_batch(body: BatchIn, client: ClientDep, writer: WriterDep) -> dict[str, Any]:
+async def submit_batch(
+    body: BatchIn, client: ClientDep, writer: WriterDep, metrics: MetricsDep
+) -> dict[str, Any]:
     jobs = []
     for line, spec in enumerate(body.jobs, start=1):
         try:
@@ -66,6 +72,7 @@ async def submit_batch(body: BatchIn, client: ClientDep, writer: WriterDep) -> d
         except InvalidInput as error:
             raise InvalidInput(f"job {line} of the batch: {error}; nothing was enqueued") from None
     enqueued = (await asyncio.wrap_future(writer.submit(jobs))).enqueued
+    metrics.count_enqueued(jobs, enqueued)
     return {
         "ids": [str(job_id) for job_id in enqueued],
         "duplicates": sorted(enqueued.duplicates),

@@ -5,18 +5,21 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi.responses import PlainTextResponse
 
 from durableq.client import Client
 from durableq.http.models import JobIn
 from durableq.http.problems import ApiProblem
 from durableq.http.routes import jobs
 from durableq.http.routes.deps import DRAINING, client_of
+from durableq.metrics import CONTENT_TYPE, Metrics
 from durableq.store.revision import HEAD_REVISION
 from durableq.views import schedule_json, stats_json, worker_json
 
 ClientDep = Annotated[Client, Depends(client_of)]
 
 health = APIRouter(tags=["health"])
+scrape = APIRouter(tags=["metrics"])
 api = APIRouter(tags=["operations"])
 seed = APIRouter(tags=["seed routes"])
 
@@ -24,6 +27,16 @@ seed = APIRouter(tags=["seed routes"])
 @health.get("/healthz", summary="The process is up (no auth, no database)")
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
+
+
+@scrape.get(
+    "/metrics",
+    summary="Prometheus metrics (text exposition format)",
+    response_class=PlainTextResponse,
+)
+def metrics(request: Request) -> Response:
+    registry: Metrics = request.app.state.metrics
+    return Response(registry.exposition(), media_type=CONTENT_TYPE)
 
 
 @api.get("/readyz", summary="The database is reachable and its schema current")
@@ -69,9 +82,10 @@ async def submit(
     response: Response,
     client: ClientDep,
     writer: jobs.WriterDep,
+    metrics: jobs.MetricsDep,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
-    return await jobs.submit(body, response, client, writer, idempotency_key)
+    return await jobs.submit(body, response, client, writer, metrics, idempotency_key)
 
 
 @seed.get("/status/{job_id}", summary="Alias of GET /api/v1/jobs/{id}")

@@ -52,7 +52,9 @@ class CoreClaims:
                 lease_token=bindparam("token"),
                 lease_expires_at=bindparam("expires", type_=UTCDateTime()),
             )
-            .returning(J.id, J.queue, J.type, J.payload, J.attempts, J.max_attempts, J.timeout)
+            .returning(
+                J.id, J.queue, J.type, J.payload, J.attempts, J.max_attempts, J.timeout, J.run_at
+            )
         )
 
     def claim(
@@ -117,6 +119,7 @@ class _Steps:
                 max_attempts=row.max_attempts,
                 timeout=row.timeout,
                 lease_token=self.token,
+                run_at=row.run_at,
             )
             for row in rows
         ]

@@ -81,7 +81,7 @@ WHERE id IN (
     WHERE {guard(Action.CLAIM)} AND run_at <= ?1 {{queues}}
     ORDER BY priority DESC, run_at, id
     LIMIT ?5)
-RETURNING id, queue, type, payload, attempts, max_attempts, timeout
+RETURNING id, queue, type, payload, attempts, max_attempts, timeout, run_at
 """
 
 # A job whose cancel was requested ends canceled instead of going back to pending.

@@ -38,6 +38,7 @@ from durableq.store.sqlite.statements import (
     RENEW,
     write_transaction,
 )
+from durableq.store.timestamps import decode as decode_timestamp
 from durableq.store.timestamps import encode as timestamp
 from durableq.store.timestamps import encode_optional as optional_timestamp
 
@@ -211,8 +212,9 @@ class _Claim:
                 max_attempts=max_attempts,
                 timeout=timeout,
                 lease_token=token,
+                run_at=decode_timestamp(run_at),
             )
-            for job_id, queue, job_type, payload, attempts, max_attempts, timeout in rows
+            for job_id, queue, job_type, payload, attempts, max_attempts, timeout, run_at in rows
         ]
 
 
