@@ -80,6 +80,13 @@ class GroupCommit:
             self._waiting.put(submission)
         return submission.future
 
+    def open(self) -> None:
+        """Take submissions (again, after a close: an app's lifespan may run more than once)."""
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._closed, self._thread = False, None
+
     def close(self, timeout: float | None = None) -> None:
         """Refuse new submissions, commit those already queued, stop the writer."""
         with self._lock:

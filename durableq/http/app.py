@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from durableq import __version__
 from durableq.client import Client
@@ -13,6 +15,7 @@ from durableq.group_commit import GroupCommit
 from durableq.http import problems
 from durableq.http.limits import DEFAULT_MAX_BODY, BodyLimit
 from durableq.http.routes import jobs, ops, queues
+from durableq.http.schemas import EVERY_ROUTE, Problem, problem_responses
 from durableq.http.security import TokenGuard
 from durableq.http.waiters import ChangeBroadcast
 from durableq.metrics import Metrics
@@ -39,11 +42,21 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        writer.open()
+        changes.open()
+        app.state.draining = False
         yield
         writer.close()  # after the last request: what was submitted is committed first
         changes.close()
 
-    app = FastAPI(title="durableq", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="durableq",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        responses=problem_responses(*EVERY_ROUTE),
+    )
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.state.client = client
     app.state.writer = writer
     app.state.changes = changes
@@ -80,3 +93,18 @@ def create_metrics_app(metrics: Metrics, *, token: str | None = None) -> FastAPI
     problems.install(app)
     app.add_middleware(TokenGuard, token=token)
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, plus the Problem schema every error response refers to."""
+    if app.openapi_schema is None:
+        document = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+        )
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        schemas["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        app.openapi_schema = document
+    return app.openapi_schema

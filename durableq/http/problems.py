@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -106,11 +107,16 @@ def install(app: FastAPI) -> None:
         assert isinstance(error, RequestValidationError)
         return problem(422, "invalid_input", _first_error(error.errors()))
 
-    async def http_error(_request: Request, error: Exception) -> JSONResponse:
+    async def http_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, HTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        detail = str(error.detail)
+        if error.status_code == 400 and "parsing the body" in detail:
+            code, detail = "invalid_json", "the body is not valid JSON: send a JSON object"
         headers = dict(error.headers or {})
-        return problem(error.status_code, code, str(error.detail), headers)
+        if error.status_code == 405:
+            headers["Allow"] = allowed_methods(request.app, request.url.path)
+        return problem(error.status_code, code, detail, headers)
 
     async def unexpected(_request: Request, error: Exception) -> JSONResponse:
         log.error("unexpected error: %s: %s", type(error).__name__, error, exc_info=error)
@@ -132,3 +138,28 @@ def _first_error(errors: Any) -> str:
     message = str(first.get("msg", "is not valid"))
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"{where or 'the body'}: {message}{more}"
+
+
+def allowed_methods(app: FastAPI, path: str) -> str:
+    """Every method the API documents for a path. Starlette's own Allow names only the first
+    route that matched the path, so OPTIONS /api/v1/jobs would say POST and forget GET."""
+    matches = [(p, m) for p, m in _path_patterns(app) if p.fullmatch(path)]
+    # A literal path (/api/v1/jobs/batch) wins over a template it also fits (/jobs/{job_id}).
+    literal = [(p, m) for p, m in matches if "[^/]+" not in p.pattern]
+    allowed: set[str] = set()
+    for _pattern, methods in literal or matches:
+        allowed |= methods
+    return ", ".join(sorted(allowed))
+
+
+def _path_patterns(app: FastAPI) -> list[tuple[re.Pattern[str], set[str]]]:
+    patterns: list[tuple[re.Pattern[str], set[str]]] | None = getattr(
+        app.state, "path_patterns", None
+    )
+    if patterns is None:
+        patterns = []
+        for template, operations in app.openapi().get("paths", {}).items():
+            regex = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+            patterns.append((re.compile(regex), {method.upper() for method in operations}))
+        app.state.path_patterns = patterns
+    return patterns

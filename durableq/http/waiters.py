@@ -56,6 +56,13 @@ class ChangeBroadcast:
             with self._lock:
                 self._waiters.discard(entry)
 
+    def open(self) -> None:
+        """Watch again after a close (an app's lifespan may run more than once)."""
+        if self._thread is not None:
+            self._thread.join(WATCH_STEP * 2)
+        self._stopping.clear()
+        self._thread = None
+
     def stop(self) -> None:
         """End every wait now (each answers with what it last read) and watch no more."""
         self._stopping.set()

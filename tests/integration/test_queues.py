@@ -158,3 +158,10 @@ def test_bad_limits_are_refused_and_change_nothing(any_client: Client) -> None:
     with pytest.raises(InvalidInput):
         any_client.pause_queue("no spaces")
     assert any_client.queue("mail").concurrency == 3
+
+
+def test_a_queue_nobody_used_yet_shows_empty(any_client: Client) -> None:
+    # Found by schemathesis: GET /api/v1/queues/0 was an assertion error (a 500).
+    info = any_client.queue("never-used")
+    assert (info.name, info.paused, info.pending, info.running) == ("never-used", False, 0, 0)
+    assert info.concurrency is None and info.oldest_due_wait is None

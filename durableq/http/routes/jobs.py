@@ -18,6 +18,15 @@ from durableq.core.jobs import TERMINAL_STATUSES, Job
 from durableq.group_commit import GroupCommit
 from durableq.http.models import BatchIn, JobIn, JobSelection
 from durableq.http.routes.deps import changes_of, client_of, metrics_of, writer_of
+from durableq.http.schemas import (
+    WITH_INPUT,
+    BatchOut,
+    BulkOut,
+    JobOut,
+    JobPage,
+    ResultOut,
+    problem_responses,
+)
 from durableq.http.waiters import ChangeBroadcast
 from durableq.metrics import Metrics
 from durableq.views import iso, job_json
@@ -28,10 +37,20 @@ WriterDep = Annotated[GroupCommit, Depends(writer_of)]
 ChangesDep = Annotated[ChangeBroadcast, Depends(changes_of)]
 MetricsDep = Annotated[Metrics, Depends(metrics_of)]
 MAX_WAIT = 60.0
+BULK = problem_responses(*WITH_INPUT)
 BULK_PAGE = 500
 
 
-@router.post("", status_code=201, summary="Enqueue a job")
+@router.post(
+    "",
+    status_code=201,
+    summary="Enqueue a job",
+    response_model=JobOut,
+    responses={
+        200: {"model": JobOut, "description": "The job the Idempotency-Key or a twin has"},
+        **problem_responses(*WITH_INPUT, 429),
+    },
+)
 async def submit(
     body: JobIn,
     response: Response,
@@ -61,7 +80,13 @@ async def submit(
     return job_json(submitted.jobs[0])
 
 
-@router.post("/batch", status_code=201, summary="Enqueue up to 10,000 jobs, all or nothing")
+@router.post(
+    "/batch",
+    status_code=201,
+    summary="Enqueue up to 10,000 jobs, all or nothing",
+    response_model=BatchOut,
+    responses=problem_responses(*WITH_INPUT, 429),
+)
 async def submit_batch(
     body: BatchIn, client: ClientDep, writer: WriterDep, metrics: MetricsDep
 ) -> dict[str, Any]:
@@ -79,7 +104,12 @@ async def submit_batch(
     }
 
 
-@router.get("", summary="List jobs, newest first")
+@router.get(
+    "",
+    summary="List jobs, newest first",
+    response_model=JobPage,
+    responses=problem_responses(422, 503),
+)
 def list_jobs(
     client: ClientDep,
     status: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI copies it
@@ -104,7 +134,12 @@ def list_jobs(
     return {"jobs": [job_json(job) for job in found], "next_cursor": next_cursor}
 
 
-@router.get("/{job_id}", summary="A job, with its error history")
+@router.get(
+    "/{job_id}",
+    summary="A job, with its error history",
+    response_model=JobOut,
+    responses=problem_responses(404, 422, 503),
+)
 def show(job_id: str, client: ClientDep) -> dict[str, Any]:
     job = client.get(job_id)
     return job_json(job, client.errors(job.id))
@@ -113,7 +148,11 @@ def show(job_id: str, client: ClientDep) -> dict[str, Any]:
 @router.get(
     "/{job_id}/result",
     summary="A job's result, waiting for it up to `wait`",
-    responses={202: {"description": "Not finished yet (the wait ended first)"}},
+    response_model=ResultOut,
+    responses={
+        202: {"model": ResultOut, "description": "Not finished yet (the wait ended first)"},
+        **problem_responses(404, 422, 503),
+    },
 )
 async def result(
     job_id: str,
@@ -144,33 +183,49 @@ def result_json(job: Job) -> dict[str, Any]:
     }
 
 
-@router.post("/{job_id}/cancel", summary="Cancel a pending job, or stop a running one")
+@router.post(
+    "/{job_id}/cancel",
+    summary="Cancel a pending job, or stop a running one",
+    response_model=JobOut,
+    responses=problem_responses(404, 409, 422, 503),
+)
 def cancel(job_id: str, client: ClientDep) -> dict[str, Any]:
     return job_json(client.cancel(job_id))
 
 
-@router.post("/{job_id}/retry", summary="Run a failed or canceled job again")
+@router.post(
+    "/{job_id}/retry",
+    summary="Run a failed or canceled job again",
+    response_model=JobOut,
+    responses=problem_responses(404, 409, 422, 503),
+)
 def retry(job_id: str, client: ClientDep) -> dict[str, Any]:
     return job_json(client.retry(job_id))
 
 
-@router.delete("/{job_id}", status_code=204, summary="Delete a finished job")
+@router.delete(
+    "/{job_id}",
+    status_code=204,
+    summary="Delete a finished job",
+    response_class=Response,
+    responses=problem_responses(404, 409, 422, 503),
+)
 def delete(job_id: str, client: ClientDep) -> Response:
     client.delete(job_id)
     return Response(status_code=204)
 
 
-@router.post("/cancel", summary="Cancel many jobs")
+@router.post("/cancel", summary="Cancel many jobs", response_model=BulkOut, responses=BULK)
 def bulk_cancel(body: JobSelection, client: ClientDep) -> dict[str, Any]:
     return _act_on_each(body, client, client.cancel)
 
 
-@router.post("/retry", summary="Retry many jobs")
+@router.post("/retry", summary="Retry many jobs", response_model=BulkOut, responses=BULK)
 def bulk_retry(body: JobSelection, client: ClientDep) -> dict[str, Any]:
     return _act_on_each(body, client, client.retry)
 
 
-@router.post("/delete", summary="Delete many finished jobs")
+@router.post("/delete", summary="Delete many finished jobs", response_model=BulkOut, responses=BULK)
 def bulk_delete(body: JobSelection, client: ClientDep) -> dict[str, Any]:
     return _act_on_each(body, client, client.delete)
 

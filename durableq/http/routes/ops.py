@@ -12,6 +12,17 @@ from durableq.http.models import JobIn
 from durableq.http.problems import ApiProblem
 from durableq.http.routes import jobs
 from durableq.http.routes.deps import DRAINING, client_of
+from durableq.http.schemas import (
+    WITH_INPUT,
+    HealthOut,
+    JobOut,
+    ReadyOut,
+    ResultOut,
+    ScheduleOut,
+    StatsOut,
+    WorkerOut,
+    problem_responses,
+)
 from durableq.metrics import CONTENT_TYPE, Metrics
 from durableq.store.revision import HEAD_REVISION
 from durableq.views import schedule_json, stats_json, worker_json
@@ -24,7 +35,9 @@ api = APIRouter(tags=["operations"])
 seed = APIRouter(tags=["seed routes"])
 
 
-@health.get("/healthz", summary="The process is up (no auth, no database)")
+@health.get(
+    "/healthz", summary="The process is up (no auth, no database)", response_model=HealthOut
+)
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -39,7 +52,12 @@ def metrics(request: Request) -> Response:
     return Response(registry.exposition(), media_type=CONTENT_TYPE)
 
 
-@api.get("/readyz", summary="The database is reachable and its schema current")
+@api.get(
+    "/readyz",
+    summary="The database is reachable and its schema current",
+    response_model=ReadyOut,
+    responses=problem_responses(503),
+)
 def readyz(request: Request, client: ClientDep) -> dict[str, str]:
     from durableq.store import migrate
 
@@ -59,24 +77,48 @@ def readyz(request: Request, client: ClientDep) -> dict[str, str]:
     return {"status": "ready", "revision": revision}
 
 
-@api.get("/api/v1/workers", summary="The live daemons, and which one leads")
+@api.get(
+    "/api/v1/workers",
+    summary="The live daemons, and which one leads",
+    response_model=list[WorkerOut],
+    responses=problem_responses(503),
+)
 def workers(client: ClientDep) -> list[dict[str, Any]]:
     leader = client.leader()
     leader_id = None if leader is None else leader.holder
     return [worker_json(worker, leader_id) for worker in client.workers()]
 
 
-@api.get("/api/v1/stats", summary="Counts by queue and status, oldest due job, last minute")
+@api.get(
+    "/api/v1/stats",
+    summary="Counts by queue and status, oldest due job, last minute",
+    response_model=StatsOut,
+    responses=problem_responses(503),
+)
 def stats(client: ClientDep) -> dict[str, Any]:
     return stats_json(client.stats(), client.clock())
 
 
-@api.get("/api/v1/schedules", summary="The recurring jobs the daemons declared")
+@api.get(
+    "/api/v1/schedules",
+    summary="The recurring jobs the daemons declared",
+    response_model=list[ScheduleOut],
+    responses=problem_responses(503),
+)
 def schedules(client: ClientDep) -> list[dict[str, Any]]:
     return [schedule_json(info) for info in client.schedules()]
 
 
-@seed.post("/job", status_code=201, summary="Alias of POST /api/v1/jobs")
+@seed.post(
+    "/job",
+    status_code=201,
+    summary="Alias of POST /api/v1/jobs",
+    response_model=JobOut,
+    responses={
+        200: {"model": JobOut, "description": "The job the Idempotency-Key or a twin has"},
+        **problem_responses(*WITH_INPUT, 429),
+    },
+)
 async def submit(
     body: JobIn,
     response: Response,
@@ -88,12 +130,25 @@ async def submit(
     return await jobs.submit(body, response, client, writer, metrics, idempotency_key)
 
 
-@seed.get("/status/{job_id}", summary="Alias of GET /api/v1/jobs/{id}")
+@seed.get(
+    "/status/{job_id}",
+    summary="Alias of GET /api/v1/jobs/{id}",
+    response_model=JobOut,
+    responses=problem_responses(404, 422, 503),
+)
 def status(job_id: str, client: ClientDep) -> dict[str, Any]:
     return jobs.show(job_id, client)
 
 
-@seed.get("/result/{job_id}", summary="Alias of GET /api/v1/jobs/{id}/result")
+@seed.get(
+    "/result/{job_id}",
+    summary="Alias of GET /api/v1/jobs/{id}/result",
+    response_model=ResultOut,
+    responses={
+        202: {"model": ResultOut, "description": "Not finished yet (the wait ended first)"},
+        **problem_responses(404, 422, 503),
+    },
+)
 async def result(
     job_id: str,
     client: ClientDep,

@@ -9,34 +9,53 @@ from fastapi import APIRouter, Depends
 from durableq.client import Client
 from durableq.http.models import QueueLimitsIn
 from durableq.http.routes.deps import client_of
+from durableq.http.schemas import WITH_INPUT, QueueOut, problem_responses
 from durableq.store.records import UNSET
 from durableq.views import queue_json
 
 router = APIRouter(prefix="/queues", tags=["queues"])
 ClientDep = Annotated[Client, Depends(client_of)]
+ONE = problem_responses(422, 503)
 
 
-@router.get("", summary="Every queue: paused, pending, running, limits, oldest wait")
+@router.get(
+    "",
+    summary="Every queue: paused, pending, running, limits, oldest wait",
+    response_model=list[QueueOut],
+    responses=problem_responses(503),
+)
 def list_queues(client: ClientDep) -> list[dict[str, Any]]:
     return [queue_json(info) for info in client.queues()]
 
 
-@router.get("/{name}", summary="One queue")
+@router.get("/{name}", summary="One queue", response_model=QueueOut, responses=ONE)
 def show_queue(name: str, client: ClientDep) -> dict[str, Any]:
     return queue_json(client.queue(name))
 
 
-@router.post("/{name}/pause", summary="No job of the queue starts until it is resumed")
+@router.post(
+    "/{name}/pause",
+    summary="No job of the queue starts until it is resumed",
+    response_model=QueueOut,
+    responses=ONE,
+)
 def pause(name: str, client: ClientDep) -> dict[str, Any]:
     return queue_json(client.pause_queue(name))
 
 
-@router.post("/{name}/resume", summary="Resume a paused queue")
+@router.post(
+    "/{name}/resume", summary="Resume a paused queue", response_model=QueueOut, responses=ONE
+)
 def resume(name: str, client: ClientDep) -> dict[str, Any]:
     return queue_json(client.resume_queue(name))
 
 
-@router.patch("/{name}", summary="Change a queue's limits (null removes one)")
+@router.patch(
+    "/{name}",
+    summary="Change a queue's limits (null removes one)",
+    response_model=QueueOut,
+    responses=problem_responses(*WITH_INPUT),
+)
 def set_limits(name: str, body: QueueLimitsIn, client: ClientDep) -> dict[str, Any]:
     given = body.model_dump(exclude_unset=True)
     info = client.set_queue(

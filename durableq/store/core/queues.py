@@ -85,8 +85,12 @@ class QueueOps(CoreBase):
         return self.queue(name, now)
 
     def queue(self, name: str, now: datetime) -> QueueInfo:
+        """A queue exists as soon as it is named: one with no row and no job is empty."""
         found = [q for q in self.queues(now, names=[name]) if q.name == name]
-        assert found, name
+        if not found:
+            return QueueInfo(
+                name, None, None, None, None, pending=0, running=0, oldest_due_wait=None
+            )
         return found[0]
 
     def queues(self, now: datetime, names: Sequence[str] = ()) -> list[QueueInfo]:
