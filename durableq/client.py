@@ -140,19 +140,29 @@ class Client(JobBuilder):
         created_after: datetime | None = None,
         created_before: datetime | None = None,
         before_id: int | None = None,
+        payload_contains: str | None = None,
     ) -> list[Job]:
-        """Newest first. `before_id` pages by keyset: the jobs older than that id."""
+        """Newest first. `before_id` pages by keyset: the jobs older than that id;
+        `payload_contains`: text found anywhere in the payload's JSON (case as given)."""
         if limit < 1 or offset < 0:
             raise InvalidInput("limit must be at least 1 and offset not negative")
-        where = JobFilter(
-            statuses=tuple(parse_status(status) for status in statuses),
-            queues=tuple(queues),
-            types=tuple(types),
-            created_after=created_after,
-            created_before=created_before,
-            before_id=before_id,
+        where = job_filter(
+            statuses, queues, types, created_after, created_before, before_id, payload_contains
         )
         return self.store.list_jobs(where, limit, offset)
+
+    def count_jobs(
+        self,
+        *,
+        statuses: Sequence[JobStatus | str] = (),
+        queues: Sequence[str] = (),
+        types: Sequence[str] = (),
+        payload_contains: str | None = None,
+        cap: int = 10_000,
+    ) -> int:
+        """How many jobs match, up to `cap` (a count scans: it stops there)."""
+        where = job_filter(statuses, queues, types, payload_contains=payload_contains)
+        return self.store.count_jobs(where, cap)
 
     def stats(self) -> Stats:
         return self.store.stats(self.clock())
@@ -228,6 +238,26 @@ class Client(JobBuilder):
         finally:
             watcher.close()
         return job
+
+
+def job_filter(
+    statuses: Sequence[JobStatus | str] = (),
+    queues: Sequence[str] = (),
+    types: Sequence[str] = (),
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    before_id: int | None = None,
+    payload_contains: str | None = None,
+) -> JobFilter:
+    return JobFilter(
+        statuses=tuple(parse_status(status) for status in statuses),
+        queues=tuple(queues),
+        types=tuple(types),
+        created_after=created_after,
+        created_before=created_before,
+        before_id=before_id,
+        payload_contains=payload_contains or None,
+    )
 
 
 def _prepare(engine: Engine, settings: Settings, create: bool) -> None:

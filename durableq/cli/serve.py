@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import threading
 import time
@@ -31,10 +32,23 @@ LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 # keep-alive connection learns to go elsewhere instead of seeing its connection reset.
 DRAIN_NOTICE = 0.5
 F = TypeVar("F", bound=Callable[..., Any])
+PREFIX = re.compile(r"(/[A-Za-z0-9._~-]+)+")
 
 
 def api_options(command: F) -> F:
-    """--token, --insecure and --max-body: the same on `serve` and `worker start --http`."""
+    """--token, --insecure, --max-body, --prefix, --read-only: the same on `serve` and
+    `worker start --http`."""
+    command = click.option(
+        "--read-only",
+        is_flag=True,
+        help="The dashboard shows no action and refuses every one (the API is unchanged).",
+    )(command)
+    command = click.option(
+        "--prefix",
+        default="",
+        metavar="PATH",
+        help="Serve the dashboard under this path (e.g. /durableq behind a proxy) [default: /].",
+    )(command)
     command = click.option(
         "--max-body",
         type=click.IntRange(1024, 1024**3),
@@ -66,9 +80,18 @@ class ApiPlan:
     token: str | None
     insecure: bool
     max_body: int
+    prefix: str = ""
+    read_only: bool = False
 
 
-def plan_api(bind: str, token: str | None, insecure: bool, max_body: int) -> ApiPlan:
+def plan_api(
+    bind: str,
+    token: str | None,
+    insecure: bool,
+    max_body: int,
+    prefix: str = "",
+    read_only: bool = False,
+) -> ApiPlan:
     """Check the extra, the bind and the token: bad input fails here, with nothing opened."""
     try:
         from durableq.http.security import check_bind, parse_bind
@@ -81,19 +104,41 @@ def plan_api(bind: str, token: str | None, insecure: bool, max_body: int) -> Api
         raise InvalidInput("--token is empty: give a secret, e.g. from `openssl rand -hex 32`")
     host, port = parse_bind(bind)
     check_bind(host, token, insecure)
-    return ApiPlan(host, port, token, insecure, max_body)
+    return ApiPlan(host, port, token, insecure, max_body, _prefix(prefix), read_only)
+
+
+def _prefix(value: str) -> str:
+    cleaned = value.rstrip("/")
+    if cleaned and (
+        not PREFIX.fullmatch(cleaned) or cleaned.split("/")[1] in ("api", "static", "healthz")
+    ):
+        raise InvalidInput(
+            f"invalid --prefix {value!r}: a path such as /durableq (letters, digits, . _ - /), "
+            "not under /api"
+        )
+    return cleaned
 
 
 def start_api(
     client: Client, plan: ApiPlan, log_level: str, metrics: Metrics | None = None
 ) -> ApiServer:
     """Listen and serve the API in a thread of this process."""
+    from durableq.dashboard.app import DashboardSettings
     from durableq.http.app import create_app
 
-    app = create_app(client, token=plan.token, max_body=plan.max_body, metrics=metrics)
+    board = DashboardSettings(plan.prefix, plan.read_only, plan.token)
+    app = create_app(
+        client, token=plan.token, max_body=plan.max_body, metrics=metrics, dashboard=board
+    )
     server = _start(app, plan, log_level, "API")
     where = client.engine.url.render_as_string(hide_password=True)
-    log.info("durableq API on %s (docs at /docs), database %s", server.url, where)
+    log.info(
+        "durableq API on %s (docs at /docs), dashboard at %s%s/, database %s",
+        server.url,
+        server.url,
+        plan.prefix,
+        where,
+    )
     return server
 
 
@@ -145,14 +190,16 @@ def serve(
     token: str | None,
     insecure: bool,
     max_body: int,
+    prefix: str,
+    read_only: bool,
     log_level: str,
 ) -> None:
-    """Serve the HTTP API on --db: submit, follow and manage jobs (OpenAPI at /docs).
+    """Serve the HTTP API (OpenAPI at /docs) and the dashboard (at /) on --db.
 
     SIGTERM or SIGINT: refuse new submissions (503), finish the requests in flight, commit what
     they submitted, exit 0. A second signal exits at once.
     """
-    plan = plan_api(bind, token, insecure, max_body)
+    plan = plan_api(bind, token, insecure, max_body, prefix, read_only)
     logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
     client = app(ctx).client(create=True)
     stop = threading.Event()

@@ -109,6 +109,8 @@ def start(
     token: str | None,
     insecure: bool,
     max_body: int,
+    prefix: str,
+    read_only: bool,
     enable_shell: bool,
 ) -> None:
     """Start a worker daemon: SIGTERM or SIGINT drains it, a second one stops it at once."""
@@ -117,7 +119,11 @@ def start(
     from durableq.worker.dispatcher import WorkerOptions
     from durableq.worker.events import Draining, Event
 
-    plan = None if http_bind is None else plan_api(http_bind, token, insecure, max_body)
+    plan = (
+        None
+        if http_bind is None
+        else plan_api(http_bind, token, insecure, max_body, prefix, read_only)
+    )
     scrape = None if metrics_bind is None else plan_api(metrics_bind, token, insecure, max_body)
     logs.configure(log_level, log_format)
     # Like `python -m`, let `--app tasks:registry` find tasks.py in the current directory.

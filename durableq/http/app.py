@@ -11,12 +11,13 @@ from fastapi.openapi.utils import get_openapi
 
 from durableq import __version__
 from durableq.client import Client
+from durableq.dashboard.app import DashboardSettings, mount_dashboard
 from durableq.group_commit import GroupCommit
 from durableq.http import problems
 from durableq.http.limits import DEFAULT_MAX_BODY, BodyLimit
 from durableq.http.routes import jobs, ops, queues
 from durableq.http.schemas import EVERY_ROUTE, Problem, problem_responses
-from durableq.http.security import TokenGuard
+from durableq.http.security import CrossSiteGuard, TokenGuard
 from durableq.http.waiters import ChangeBroadcast
 from durableq.metrics import Metrics
 
@@ -34,9 +35,11 @@ def create_app(
     token: str | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     metrics: Metrics | None = None,
+    dashboard: DashboardSettings | None = None,
 ) -> FastAPI:
-    """The whole API. `metrics`: the process's (a worker's, fed by its events); by default
-    one of the app's own, with the database gauges and the API's submissions."""
+    """The whole API, and the dashboard (default: at /, read-write; pass settings to move it
+    under a prefix or make it read-only). `metrics`: the process's (a worker's, fed by its
+    events); by default one of the app's own, with the database gauges and the submissions."""
     writer = GroupCommit(client)
     changes = ChangeBroadcast(client.store)
 
@@ -77,10 +80,19 @@ def create_app(
     app.include_router(ops.api)
     app.include_router(ops.seed)
     app.include_router(ops.scrape)
+    board = dashboard or DashboardSettings()
+    board = DashboardSettings(board.prefix, board.read_only, token)
+    mount_dashboard(app, board)
     problems.install(app)
     # Outermost first on the way in: the token is checked before a body is read.
     app.add_middleware(BodyLimit, limit=max_body)
-    app.add_middleware(TokenGuard, token=token)
+    app.add_middleware(CrossSiteGuard)
+    app.add_middleware(
+        TokenGuard,
+        token=token,
+        open_paths=frozenset({board.login_path, f"{board.prefix}/static/"}),
+        login_path=board.login_path,
+    )
     return app
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from durableq.core.errors import (
@@ -48,6 +48,7 @@ _KINDS: tuple[tuple[type[DurableqError], int, str], ...] = (
 _TITLES = {
     400: "Bad request",
     401: "Unauthorized",
+    403: "Forbidden",
     404: "Not found",
     405: "Method not allowed",
     409: "Conflict",
@@ -93,14 +94,18 @@ def classify(error: DurableqError) -> tuple[int, str]:
 def install(app: FastAPI) -> None:
     """Register the handlers that make every error a problem+json response."""
 
-    async def durableq_error(_request: Request, error: Exception) -> JSONResponse:
+    async def durableq_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, DurableqError)
         status, code = classify(error)
+        if _for_a_browser(request):
+            return request.app.state.html_error(request, status, str(error))  # type: ignore[no-any-return]
         headers = {"Retry-After": RETRY_AFTER_FULL} if status in (429, 503) else {}
         return problem(status, code, str(error), headers)
 
-    async def api_problem(_request: Request, error: Exception) -> JSONResponse:
+    async def api_problem(request: Request, error: Exception) -> Response:
         assert isinstance(error, ApiProblem)
+        if _for_a_browser(request):
+            return request.app.state.html_error(request, error.status, error.detail)  # type: ignore[no-any-return]
         return problem(error.status, error.code, error.detail, error.headers)
 
     async def invalid_request(_request: Request, error: Exception) -> JSONResponse:
@@ -127,6 +132,21 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(Exception, unexpected)
+
+
+def _for_a_browser(request: Request) -> bool:
+    """A dashboard page (not the API) asked for by a browser: answer with an HTML page."""
+    path = request.url.path
+    return (
+        getattr(request.app.state, "html_error", None) is not None
+        and "text/html" in request.headers.get("accept", "")
+        and not path.startswith("/api/")
+        and path not in SEED_PATHS
+        and not any(path.startswith(seed + "/") for seed in SEED_PATHS)
+    )
+
+
+SEED_PATHS = ("/job", "/status", "/result")
 
 
 def _first_error(errors: Any) -> str:

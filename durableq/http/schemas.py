@@ -151,6 +151,7 @@ class ReadyOut(BaseModel):
 _DESCRIPTIONS = {
     400: "The body is not JSON",
     401: "No or a wrong token (off loopback)",
+    403: "A browser's request from another site (or a read-only dashboard)",
     404: "No such job (or route)",
     409: "The job's status does not allow it",
     413: "The body is over the limit",
@@ -159,7 +160,7 @@ _DESCRIPTIONS = {
     500: "A bug: the server log has the details",
     503: "Draining, or the database is unavailable; see Retry-After",
 }
-EVERY_ROUTE = (401, 500)
+EVERY_ROUTE = (401, 403, 500)
 WITH_INPUT = (400, 413, 422, 503)
 
 

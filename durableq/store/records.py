@@ -93,6 +93,7 @@ class JobFilter:
     created_after: datetime | None = None  # inclusive
     created_before: datetime | None = None  # exclusive
     before_id: int | None = None  # keyset pagination, newest first: ids below this one
+    payload_contains: str | None = None  # text anywhere in the payload's JSON (a scan)
 
 
 @dataclass(frozen=True)

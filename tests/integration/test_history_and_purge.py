@@ -123,3 +123,25 @@ def test_purge_of_many_jobs_in_batches(any_client: Client) -> None:
     insert_jobs(any_client.engine, 3, JobStatus.COMPLETED, finished_at=at(99))
     assert any_client.store.purge(at(50), [JobStatus.COMPLETED]) == total
     assert any_client.stats().counts == {"default": {"completed": 3}}
+
+
+def test_search_and_count_by_filter_on_every_store(any_client: Client) -> None:
+    ids = any_client.enqueue_many(
+        [
+            {"type": "mail", "payload": {"to": f"user{n}@example.com", "note": "50%_off"}}
+            for n in range(30)
+        ]
+        + [{"type": "report", "payload": {"to": "boss@example.com"}}]
+    )
+    any_client.cancel(ids[0])
+    found = any_client.jobs(payload_contains="user1", limit=100)
+    assert {job.payload["to"] for job in found} == {"user1@example.com"} | {
+        f"user{n}@example.com" for n in range(10, 20)
+    }
+    # LIKE's wildcards in the search text are literal characters, not patterns.
+    assert len(any_client.jobs(payload_contains="50%_off", limit=100)) == 30
+    assert any_client.jobs(payload_contains="50_%off") == []
+    assert any_client.count_jobs() == 31
+    assert any_client.count_jobs(types=["mail"], statuses=["pending"]) == 29
+    assert any_client.count_jobs(payload_contains="boss") == 1
+    assert any_client.count_jobs(cap=10) == 10  # a count stops at its cap

@@ -673,6 +673,10 @@ CASES: list[Case] = [
     ),
     CliCase("serve with an empty token", ("serve", "--token", " "), 2, "--token is empty"),
     CliCase("serve with a tiny body limit", ("serve", "--max-body", "10"), 2, "Invalid value for"),
+    CliCase(
+        "serve with a relative prefix", ("serve", "--prefix", "ops"), 2, "invalid --prefix 'ops'"
+    ),
+    CliCase("serve with a prefix under /api", ("serve", "--prefix", "/api/x"), 2, "not under /api"),
     ScenarioCase("serve on a port in use", lambda d, t: _port_taken(d, t, ("serve",))),
     ScenarioCase(
         "worker --http on a port in use",

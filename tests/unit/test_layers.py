@@ -21,6 +21,7 @@ LAYERS = {
     "interfaces": [
         "durableq.cli",
         "durableq.http",
+        "durableq.dashboard",
         "durableq.benchmark",
         "durableq.__main__",
         "durableq",

@@ -119,6 +119,7 @@ def list_jobs(
     created_before: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     cursor: str | None = None,
+    payload_contains: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
     """Keyset pagination: pass `next_cursor` back as `cursor` for the next (older) page."""
     found = client.jobs(
@@ -129,6 +130,7 @@ def list_jobs(
         created_after=None if created_after is None else parse_instant(created_after),
         created_before=None if created_before is None else parse_instant(created_before),
         before_id=None if cursor is None else _cursor(cursor),
+        payload_contains=payload_contains,
     )
     next_cursor = str(found[-1].id) if len(found) == limit else None
     return {"jobs": [job_json(job) for job in found], "next_cursor": next_cursor}

@@ -57,22 +57,16 @@ class Reads(CoreBase):
 
     def list_jobs(self, where: JobFilter, limit: int, offset: int = 0) -> list[Job]:
         """Newest first."""
-        query: Select[Any] = select(jobs_table)
-        if where.statuses:
-            query = query.where(J.status.in_([status.value for status in where.statuses]))
-        if where.queues:
-            query = query.where(J.queue.in_(where.queues))
-        if where.types:
-            query = query.where(J.type.in_(where.types))
-        if where.created_after is not None:
-            query = query.where(J.created_at >= where.created_after)
-        if where.created_before is not None:
-            query = query.where(J.created_at < where.created_before)
-        if where.before_id is not None:
-            query = query.where(J.id < where.before_id)
+        query = _filtered(select(jobs_table), where)
         query = query.order_by(J.id.desc()).limit(limit).offset(offset)
         with self._read() as connection:
             return [job_from_row(row) for row in connection.execute(query)]
+
+    def count_jobs(self, where: JobFilter, cap: int) -> int:
+        """How many jobs match, counting no further than `cap` (a bounded scan)."""
+        matching = _filtered(select(J.id), where).limit(cap).subquery()
+        with self._read() as connection:
+            return int(connection.execute(select(func.count()).select_from(matching)).scalar_one())
 
     def stats(self, now: datetime) -> Stats:
         minute_ago = now - timedelta(minutes=1)
@@ -101,3 +95,21 @@ class Reads(CoreBase):
             completed_last_minute=int(recent.get(JobStatus.COMPLETED.value, 0)),
             failed_last_minute=int(recent.get(JobStatus.FAILED.value, 0)),
         )
+
+
+def _filtered(query: Select[Any], where: JobFilter) -> Select[Any]:
+    if where.statuses:
+        query = query.where(J.status.in_([status.value for status in where.statuses]))
+    if where.queues:
+        query = query.where(J.queue.in_(where.queues))
+    if where.types:
+        query = query.where(J.type.in_(where.types))
+    if where.created_after is not None:
+        query = query.where(J.created_at >= where.created_after)
+    if where.created_before is not None:
+        query = query.where(J.created_at < where.created_before)
+    if where.before_id is not None:
+        query = query.where(J.id < where.before_id)
+    if where.payload_contains:
+        query = query.where(J.payload.contains(where.payload_contains, autoescape=True))
+    return query

@@ -1,0 +1,39 @@
+"""Mount the dashboard on the API's app: pages, actions, login, our static files, HTML errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from durableq.dashboard import actions, auth, pages
+from durableq.dashboard.render import HERE, page
+
+
+@dataclass(frozen=True)
+class DashboardSettings:
+    prefix: str = ""  # "" or "/ops": every page, link and asset lives under it
+    read_only: bool = False
+    token: str | None = None
+
+    @property
+    def login_path(self) -> str:
+        return f"{self.prefix}/login"
+
+
+def mount_dashboard(app: FastAPI, settings: DashboardSettings) -> None:
+    app.state.dashboard = settings
+    app.state.html_error = html_error
+    app.include_router(auth.router, prefix=settings.prefix)
+    app.include_router(actions.router, prefix=settings.prefix)
+    app.include_router(pages.router, prefix=settings.prefix)
+    app.mount(f"{settings.prefix}/static", StaticFiles(directory=HERE / "static"), name="static")
+
+
+def html_error(request: Request, status: int, detail: str) -> Response:
+    """What a browser sees instead of problem+json when a page fails (an unknown job, ...)."""
+    response: HTMLResponse = page(request, "error.html", "Error", "", status=status, detail=detail)
+    response.status_code = status
+    return response
