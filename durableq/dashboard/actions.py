@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 
+from durableq.bulk import act_on_each, matching_ids
 from durableq.client import Client
 from durableq.core.builder import parse_job_id
 from durableq.core.errors import DurableqError, InvalidInput
@@ -17,7 +18,6 @@ from durableq.dashboard.pages import MATCH_CAP, STATUSES, _selection, client_of
 from durableq.http.problems import ApiProblem
 
 router = APIRouter(include_in_schema=False)
-BATCH = 500
 ACTIONS = ("retry", "cancel", "delete")
 
 
@@ -66,19 +66,11 @@ async def bulk_action(request: Request) -> RedirectResponse:
         ids = _matching(client, form)
     else:
         raise InvalidInput(f"unknown scope {scope!r}: use selected or matching")
-    done, skipped, reasons = 0, 0, list[str]()
-    for count, job_id in enumerate(ids):
-        if count >= MATCH_CAP:
-            reasons.insert(0, f"stopped after {MATCH_CAP:,}: run it again for the rest")
-            break
-        try:
-            act(job_id)
-            done += 1
-        except DurableqError as error:
-            skipped += 1
-            if len(reasons) < 3:
-                reasons.append(str(error))
-    notice = f"{action}: {done} done, {skipped} skipped" + (
+    result = act_on_each(ids, act, cap=MATCH_CAP, max_reasons=3)
+    reasons = result.reasons
+    if result.stopped:
+        reasons = [f"stopped after {MATCH_CAP:,}: run it again for the rest", *reasons]
+    notice = f"{action}: {result.done} done, {result.skipped} skipped" + (
         f" ({'; '.join(reasons)})" if reasons else ""
     )
     return back(request, "/jobs", notice)
@@ -119,17 +111,10 @@ def _act(client: Client, action: str) -> Callable[[int], object]:
 
 
 def _matching(client: Client, form: dict[str, list[str]]) -> Iterator[int]:
-    """Every job the page's filter matches, newest first, read in batches of 500."""
+    """Every job the page's filter matches (the form carries it as hidden fields)."""
     chosen = [name for name in STATUSES if name in form.get("status", [])]
     filters = {key: _one(form, key).strip() for key in ("queue", "type", "q")}
-    selection = _selection(chosen, filters)
-    before: int | None = None
-    while True:
-        page = client.jobs(limit=BATCH, before_id=before, **selection)
-        yield from (job.id for job in page)
-        if len(page) < BATCH:
-            return
-        before = page[-1].id
+    return matching_ids(client, **_selection(chosen, filters))
 
 
 def _one(form: dict[str, list[str]], key: str) -> str:

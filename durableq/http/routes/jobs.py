@@ -4,16 +4,17 @@ delete, and the same actions in bulk."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.concurrency import run_in_threadpool
 
+from durableq.bulk import act_on_each, matching_ids
 from durableq.client import Client
 from durableq.core.builder import parse_job_id
 from durableq.core.durations import parse_duration, parse_instant
-from durableq.core.errors import DurableqError, InvalidInput
+from durableq.core.errors import InvalidInput
 from durableq.core.jobs import TERMINAL_STATUSES, Job
 from durableq.group_commit import GroupCommit
 from durableq.http.models import BatchIn, JobIn, JobSelection
@@ -38,7 +39,6 @@ ChangesDep = Annotated[ChangeBroadcast, Depends(changes_of)]
 MetricsDep = Annotated[Metrics, Depends(metrics_of)]
 MAX_WAIT = 60.0
 BULK = problem_responses(*WITH_INPUT)
-BULK_PAGE = 500
 
 
 @router.post(
@@ -237,40 +237,16 @@ def _act_on_each(
 ) -> dict[str, Any]:
     """Act on the listed jobs, or on every job matching the filter (in pages of 500). Jobs the
     action does not apply to are skipped and counted, with the first reasons."""
-    done, skipped, reasons = 0, 0, list[str]()
-    for job_id in _selected(body, client):
-        try:
-            act(job_id)
-            done += 1
-        except DurableqError as error:
-            skipped += 1
-            if len(reasons) < 20:
-                reasons.append(str(error))
-    return {"done": done, "skipped": skipped, "reasons": reasons}
-
-
-def _selected(body: JobSelection, client: Client) -> Iterator[int]:
     if (body.ids is None) == (body.filter is None):
         raise InvalidInput('give "ids" or "filter", not both and not neither')
     if body.ids is not None:
-        ids = [parse_job_id(job_id) for job_id in body.ids]  # all checked before any is acted on
-        yield from ids
-        return
-    assert body.filter is not None
-    where = body.filter
-    before: int | None = None
-    while True:
-        page = client.jobs(
-            statuses=where.status,
-            queues=where.queue,
-            types=where.type,
-            limit=BULK_PAGE,
-            before_id=before,
-        )
-        yield from (job.id for job in page)
-        if len(page) < BULK_PAGE:
-            return
-        before = page[-1].id
+        ids: Iterable[int] = [parse_job_id(job_id) for job_id in body.ids]  # all checked first
+    else:
+        assert body.filter is not None
+        where = body.filter
+        ids = matching_ids(client, statuses=where.status, queues=where.queue, types=where.type)
+    result = act_on_each(ids, act)
+    return {"done": result.done, "skipped": result.skipped, "reasons": result.reasons}
 
 
 def _cursor(value: str) -> int:
