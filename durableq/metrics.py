@@ -3,7 +3,7 @@
 Counters and histograms are this process's own (a worker's executions, fed by its event hook;
 an API server's submissions): Prometheus sums them across instances. Gauges are read from the
 database, which every process sees whole, at most once a second however often it is scraped
-(less often on a huge table: see DatabaseCollector.collect).
+(less often on a huge table: see durableq.snapshots).
 
 Label values come from users (queue names, job types): each is capped at MAX_LABEL_VALUES
 distinct values per process, and the rest are reported as "other", so a producer that invents a
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 
@@ -33,6 +32,7 @@ from durableq.client import Client
 from durableq.core.builder import utc_now
 from durableq.core.jobs import Action, JobStatus, NewJob
 from durableq.core.uniqueness import Enqueued
+from durableq.snapshots import Snapshot
 from durableq.worker.events import Event, JobFinished, JobStarted
 
 log = logging.getLogger("durableq.metrics")
@@ -134,27 +134,16 @@ class Metrics:
 
 
 class DatabaseCollector(Collector):
-    """Gauges read from the database at scrape time, at most once per CACHE_SECONDS."""
+    """Gauges read from the database at scrape time, from a Snapshot: at most once per
+    CACHE_SECONDS, and less often when the read is slow (see durableq.snapshots)."""
 
     def __init__(self, client: Client, queue_label: LabelCap) -> None:
         self._client = client
         self._queue_label = queue_label
-        self._lock = threading.Lock()
-        self._cached: list[Metric] = []
-        self._read_at = -CACHE_SECONDS
-        self._keep = CACHE_SECONDS
+        self._snapshot = Snapshot(self._read, fresh=CACHE_SECONDS, share=READ_SHARE)
 
     def collect(self) -> Iterator[Metric]:
-        with self._lock:
-            if time.monotonic() - self._read_at >= self._keep:
-                started = time.monotonic()
-                self._cached = self._read()
-                self._read_at = time.monotonic()
-                # Counting by status is a scan: about 1.5 s at a million jobs here. Keep a slow
-                # read ten times as long as it took, so scrapes cost the database at most a
-                # tenth of its time however big the table grows.
-                self._keep = max(CACHE_SECONDS, READ_SHARE * (self._read_at - started))
-            yield from self._cached
+        yield from self._snapshot.get()
 
     def _read(self) -> list[Metric]:
         up = GaugeMetricFamily("durableq_database_up", "1 if the last read of the database worked.")

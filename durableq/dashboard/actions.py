@@ -34,6 +34,9 @@ def _writable(request: Request) -> None:
 
 
 def back(request: Request, path: str, notice: str) -> RedirectResponse:
+    """Back to a page, which then shows the action's effect (not a snapshot from before it)."""
+    request.app.state.stats_snapshot.invalidate()
+    request.app.state.queues_snapshot.invalidate()
     base = request.app.state.dashboard.prefix
     return RedirectResponse(f"{base}{path}?{urlencode({'notice': notice})}", status_code=303)
 

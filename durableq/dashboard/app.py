@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 
 from durableq.dashboard import actions, auth, pages
 from durableq.dashboard.render import HERE, page
+from durableq.snapshots import Snapshot
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,10 @@ class DashboardSettings:
 
 def mount_dashboard(app: FastAPI, settings: DashboardSettings) -> None:
     app.state.dashboard = settings
+    client = app.state.client
+    # The overview's counts scan the table: served from a snapshot refreshed behind the page.
+    app.state.stats_snapshot = Snapshot(client.stats, fresh=2.0)
+    app.state.queues_snapshot = Snapshot(client.queues, fresh=2.0)  # renewed by every action
     app.state.html_error = html_error
     app.include_router(auth.router, prefix=settings.prefix)
     app.include_router(actions.router, prefix=settings.prefix)

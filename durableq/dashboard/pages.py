@@ -38,7 +38,7 @@ def overview(request: Request) -> HTMLResponse:
         "overview.html",
         "Overview",
         "/",
-        stats=stats_json(client.stats(), client.clock()),
+        stats=stats_json(request.app.state.stats_snapshot.get(), client.clock()),
         statuses=STATUSES,
         workers=client.workers(),
         leader=None if lead is None else lead.holder,
@@ -117,7 +117,7 @@ def job(request: Request, job_id: str) -> HTMLResponse:
 
 @router.get("/queues", response_class=HTMLResponse)
 def queues(request: Request) -> HTMLResponse:
-    listed = [queue_json(info) for info in client_of(request).queues()]
+    listed = [queue_json(info) for info in request.app.state.queues_snapshot.get()]
     return page(request, "queues.html", "Queues", "/queues", queues=listed)
 
 

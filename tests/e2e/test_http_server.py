@@ -144,7 +144,8 @@ def test_a_worker_serves_its_metrics(tmp_path: Path) -> None:
                     values[sample.labels["outcome"]] = sample.value
                 elif sample.name == "durableq_workers":
                     values["workers"] = sample.value
-        return values if values.get("completed") == 3 else {}
+        # Gauges come from a snapshot refreshed behind the scrape: wait for both to be seen.
+        return values if values.get("completed") == 3 and values.get("workers") == 1 else {}
 
     try:
         values = wait_until(finished, timeout=30, what="three completions in the metrics")

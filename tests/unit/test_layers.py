@@ -16,7 +16,13 @@ LAYERS = {
     "core": ["durableq.core"],
     "handlers": ["durableq.handlers"],
     "store": ["durableq.store", "durableq._migrations"],
-    "client": ["durableq.client", "durableq.bulk", "durableq.group_commit", "durableq.views"],
+    "client": [
+        "durableq.client",
+        "durableq.bulk",
+        "durableq.group_commit",
+        "durableq.snapshots",
+        "durableq.views",
+    ],
     "worker": ["durableq.worker"],
     "interfaces": [
         "durableq.cli",
