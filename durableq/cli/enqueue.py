@@ -14,7 +14,7 @@ from durableq.cli.app import app, db_option
 from durableq.core.builder import JobBuilder
 from durableq.core.errors import InvalidInput
 from durableq.core.jobs import NewJob
-from durableq.core.payloads import encode_payload, parse_payload
+from durableq.core.payloads import encode_payload, huge_number, parse_payload
 from durableq.core.uniqueness import Unique
 
 BATCH_PROGRESS_MIN = 1000
@@ -243,6 +243,8 @@ def _batch_job(builder: JobBuilder, line: bytes) -> NewJob:
         raise InvalidInput(f"not valid JSON ({error.msg} at column {error.colno})") from None
     except RecursionError:
         raise InvalidInput("the JSON is nested too deeply") from None
+    except ValueError as error:  # a number with more digits than Python reads
+        raise InvalidInput(huge_number(error)) from None
     job = builder.job_from_mapping(spec)
     encode_payload(job.payload)  # size and serialisability, checked again when stored
     return job

@@ -209,7 +209,7 @@ def serve(
             os._exit(128 + signum)
         stop.set()
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # HUP: a closed terminal
         signal.signal(signum, on_signal)
     server = start_api(client, plan, log_level)
     while not stop.wait(0.5):

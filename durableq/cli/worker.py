@@ -113,7 +113,7 @@ def start(
     read_only: bool,
     enable_shell: bool,
 ) -> None:
-    """Start a worker daemon: SIGTERM or SIGINT drains it, a second one stops it at once."""
+    """Start a worker daemon: SIGTERM, SIGINT or SIGHUP drains it, a second one stops it at once."""
     from durableq.client import Client
     from durableq.worker.daemon import Worker
     from durableq.worker.dispatcher import WorkerOptions

@@ -159,7 +159,9 @@ class JobBuilder:
                 raise InvalidInput(f"run_at must be a datetime, not {type(run_at).__name__}")
             if run_at.tzinfo is None:
                 raise InvalidInput("run_at must be timezone-aware (e.g. datetime.now(UTC))")
-            return run_at.astimezone(UTC)
+            from durableq.core.durations import in_utc
+
+            return in_utc(run_at, run_at.isoformat())
         return None
 
 

@@ -50,7 +50,18 @@ def parse_instant(text: str) -> datetime:
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    return in_utc(parsed, text)
+
+
+def in_utc(value: datetime, shown: object) -> datetime:
+    """`value` in UTC; one whose UTC falls outside years 1-9999 (9999-12-31T23:59-01:00) is
+    refused as input rather than left to overflow later."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(
+            f"date-time {shown!s} is out of range once in UTC: use years 1 to 9999"
+        ) from None
 
 
 def format_duration(seconds: float) -> str:

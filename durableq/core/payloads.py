@@ -62,8 +62,16 @@ def parse_payload(text: str) -> dict[str, Any]:
         ) from None
     except RecursionError:
         raise InvalidInput("the payload is nested too deeply") from None
+    except ValueError as error:  # Python's bound on integer digits (4,300 by default)
+        raise InvalidInput(huge_number(error)) from None
     encode_payload(value)  # the same checks as the library applies
     return value  # type: ignore[no-any-return]
+
+
+def huge_number(error: ValueError) -> str:
+    """The message for a JSON number Python refuses to read (too many digits)."""
+    detail = str(error).split(";")[0]
+    return f"the payload has a number too long to read ({detail}); send it as a string"
 
 
 def _refuse_constant(name: str) -> Any:

@@ -103,7 +103,9 @@ class Worker:
         self.dispatcher.request_stop()
 
     def install_signal_handlers(self) -> None:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        # SIGHUP too: a closed terminal sends it, and it used to kill the daemon at once (no
+        # drain; its jobs waited for their leases). Now it drains, as SIGTERM does.
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, self._on_signal)
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:

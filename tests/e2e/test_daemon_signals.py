@@ -45,6 +45,17 @@ def test_sigterm_finishes_what_it_can_and_gives_back_the_rest(
         assert client.errors(job_id) == []
 
 
+def test_sighup_drains_as_sigterm_does(client: Client, db_path: Path, daemons: Daemons) -> None:
+    # A closed terminal sends SIGHUP: it used to kill the daemon at once (exit -1, no drain).
+    quick = client.enqueue("record", {"seconds": 0.5})
+    worker = daemons.start(db_path)
+    daemons.wait_for_record(quick, "start")
+    code, _took = daemons.stop(worker, sig=signal.SIGHUP)
+    assert code == 0, daemons.log(worker)
+    assert "SIGHUP: finishing running jobs" in daemons.log(worker)
+    assert client.get(quick).status is JobStatus.COMPLETED
+
+
 def test_a_released_job_runs_again_as_the_same_attempt(
     client: Client, db_path: Path, daemons: Daemons
 ) -> None:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -380,6 +380,42 @@ CASES: list[Case] = [
         files={"p.json": b"{}"},
     ),
     CliCase("bad job type", ("enqueue", "send email"), 2, "invalid type 'send email'"),
+    # once "internal error" with exit 1 (OverflowError, ValueError): found trying to break it
+    CliCase(
+        "--at past year 9999 once in UTC",
+        ("enqueue", "noop", "--at", "9999-12-31T23:59:59-01:00"),
+        2,
+        "out of range once in UTC: use years 1 to 9999",
+    ),
+    CliCase(
+        "--at before year 1 once in UTC",
+        ("enqueue", "noop", "--at", "0001-01-01T00:00:00+01:00"),
+        2,
+        "out of range once in UTC",
+    ),
+    CliCase(
+        "a payload number of 5,000 digits",
+        ("enqueue", "noop", "--payload-file", "{dir}/digits.json"),
+        2,
+        "the payload has a number too long to read",
+        files={"digits.json": b'{"n": ' + b"9" * 5000 + b"}"},
+    ),
+    CliCase(
+        "a batch line with a 5,000-digit number",
+        ("enqueue", "--batch", "{dir}/digits.jsonl"),
+        2,
+        "line 1 of the batch: the payload has a number too long to read",
+        files={"digits.jsonl": b'{"type": "noop", "payload": {"n": ' + b"9" * 5000 + b"}}\n"},
+    ),
+    LibraryCase(
+        "library: run_at past year 9999 once in UTC",
+        lambda c: c.enqueue(
+            "noop", run_at=datetime(9999, 12, 31, 23, 59, tzinfo=timezone(timedelta(hours=-1)))
+        ),
+        InvalidInput,
+        2,
+        "out of range once in UTC",
+    ),
     CliCase("priority out of range", ("enqueue", "echo", "--priority", "10000000"), 2, "priority"),
     # job ids
     CliCase("unknown id", ("jobs", "show", "999"), 2, "no job with id 999"),

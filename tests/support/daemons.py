@@ -63,10 +63,12 @@ class Daemons:
             what=f"{count} {event!r} record(s) of job {job_id}",
         )
 
-    def stop(self, process: subprocess.Popen[bytes], timeout: float = 30) -> tuple[int, float]:
-        """SIGTERM and wait; returns the exit code and how long the exit took."""
+    def stop(
+        self, process: subprocess.Popen[bytes], timeout: float = 30, sig: int = signal.SIGTERM
+    ) -> tuple[int, float]:
+        """SIGTERM (or `sig`) and wait; returns the exit code and how long the exit took."""
         started = time.monotonic()
-        code = stop(process, signal.SIGTERM, timeout=timeout)
+        code = stop(process, sig, timeout=timeout)
         return code, time.monotonic() - started
 
     def __enter__(self) -> Daemons:
