@@ -14,10 +14,14 @@ from durableq.cli.app import app, db_option
 from durableq.core.builder import JobBuilder
 from durableq.core.errors import InvalidInput
 from durableq.core.jobs import NewJob
-from durableq.core.payloads import encode_payload, huge_number, parse_payload
+from durableq.core.payloads import MAX_PAYLOAD_BYTES, encode_payload, huge_number, parse_payload
 from durableq.core.uniqueness import Unique
 
 BATCH_PROGRESS_MIN = 1000
+
+
+# Input read for a payload: twice the stored limit, room for indentation and spaces.
+MAX_PAYLOAD_INPUT = 2 * MAX_PAYLOAD_BYTES
 
 
 @click.command()
@@ -196,12 +200,24 @@ def _refuse_options_besides_batch(
 
 def _payload(text: str | None, file: IO[bytes] | None) -> dict[str, Any]:
     if file is not None:
-        return parse_payload(_decode(file.read(), f"--payload-file {file.name}"))
+        return parse_payload(_decode(_bounded(file, f"--payload-file {file.name}"), file.name))
     if text == "-":
-        return parse_payload(_decode(sys.stdin.buffer.read(), "stdin"))
+        return parse_payload(_decode(_bounded(sys.stdin.buffer, "stdin"), "stdin"))
     if text is None:
         return {}
     return parse_payload(text)
+
+
+def _bounded(stream: IO[bytes], source: str) -> bytes:
+    """At most MAX_PAYLOAD_INPUT bytes: a 100 MB file used to be read whole (416 MB of memory)
+    only to be refused by the 8 MiB check afterwards."""
+    data = stream.read(MAX_PAYLOAD_INPUT + 1)
+    if len(data) > MAX_PAYLOAD_INPUT:
+        raise InvalidInput(
+            f"{source} is larger than {MAX_PAYLOAD_INPUT // 1024**2} MiB; a payload is at most "
+            f"{MAX_PAYLOAD_BYTES // 1024**2} MiB: store big data elsewhere and pass a key"
+        )
+    return data
 
 
 def _decode(data: bytes, source: str) -> str:

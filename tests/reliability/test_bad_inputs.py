@@ -358,6 +358,13 @@ CASES: list[Case] = [
         files={"huge.json": HUGE_JSON},
     ),
     CliCase(
+        "a payload file over 16 MiB (refused before it is read whole)",
+        ("enqueue", "echo", "--payload-file", "{dir}/huger.json"),
+        2,
+        "is larger than 16 MiB; a payload is at most 8 MiB",
+        files={"huger.json": HUGE_JSON * 3},
+    ),
+    CliCase(
         "deeply nested JSON on stdin",
         ("enqueue", "echo", "--payload", "-"),
         2,
