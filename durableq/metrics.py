@@ -12,6 +12,7 @@ type per job cannot blow up the series count.
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -124,9 +125,14 @@ class Metrics:
             self.duration.labels(queue).observe(event.outcome.duration)
 
     def count_enqueued(self, jobs: Sequence[NewJob], enqueued: Enqueued) -> None:
-        for position, job in enumerate(jobs):
-            if position not in enqueued.duplicates:
-                self.enqueued.labels(self.queue_label(job.queue), self.type_label(job.type)).inc()
+        """One increment per (queue, type), not per job: a batch is usually of one kind."""
+        kinds = collections.Counter(
+            (job.queue, job.type)
+            for position, job in enumerate(jobs)
+            if position not in enqueued.duplicates
+        )
+        for (queue, job_type), n in kinds.items():
+            self.enqueued.labels(self.queue_label(queue), self.type_label(job_type)).inc(n)
 
     def exposition(self) -> bytes:
         """The text format Prometheus scrapes (served with CONTENT_TYPE)."""

@@ -126,7 +126,7 @@ def start_api(
     from durableq.dashboard.app import DashboardSettings
     from durableq.http.app import create_app
 
-    board = DashboardSettings(plan.prefix, plan.read_only, plan.token)
+    board = DashboardSettings(plan.prefix, plan.read_only)
     app = create_app(
         client, token=plan.token, max_body=plan.max_body, metrics=metrics, dashboard=board
     )

@@ -14,8 +14,9 @@ from durableq.bulk import act_on_each, matching_ids
 from durableq.client import Client
 from durableq.core.builder import parse_job_id
 from durableq.core.errors import DurableqError, InvalidInput
-from durableq.dashboard.pages import MATCH_CAP, STATUSES, _selection, client_of
+from durableq.dashboard.pages import MATCH_CAP, STATUSES, filter_keywords
 from durableq.http.problems import ApiProblem
+from durableq.http.routes.deps import ClientDep
 
 router = APIRouter(include_in_schema=False)
 ACTIONS = ("retry", "cancel", "delete")
@@ -42,9 +43,10 @@ def back(request: Request, path: str, notice: str) -> RedirectResponse:
 
 
 @router.post("/jobs/{job_id}/{action}")
-async def job_action(request: Request, job_id: str, action: str) -> RedirectResponse:
-    await form_of(request)
-    client = client_of(request)
+async def job_action(
+    request: Request, client: ClientDep, job_id: str, action: str
+) -> RedirectResponse:
+    _writable(request)  # the form carries nothing else
     act = _act(client, action)
     found = parse_job_id(job_id)
     try:
@@ -57,9 +59,8 @@ async def job_action(request: Request, job_id: str, action: str) -> RedirectResp
 
 
 @router.post("/jobs/actions")
-async def bulk_action(request: Request) -> RedirectResponse:
+async def bulk_action(request: Request, client: ClientDep) -> RedirectResponse:
     form = await form_of(request)
-    client = client_of(request)
     action = _one(form, "action")
     act = _act(client, action)
     scope = _one(form, "scope") or "selected"
@@ -80,9 +81,10 @@ async def bulk_action(request: Request) -> RedirectResponse:
 
 
 @router.post("/queues/{name}/{action}")
-async def queue_action(request: Request, name: str, action: str) -> RedirectResponse:
+async def queue_action(
+    request: Request, client: ClientDep, name: str, action: str
+) -> RedirectResponse:
     form = await form_of(request)
-    client = client_of(request)
     try:
         if action == "pause":
             client.pause_queue(name)
@@ -117,7 +119,7 @@ def _matching(client: Client, form: dict[str, list[str]]) -> Iterator[int]:
     """Every job the page's filter matches (the form carries it as hidden fields)."""
     chosen = [name for name in STATUSES if name in form.get("status", [])]
     filters = {key: _one(form, key).strip() for key in ("queue", "type", "q")}
-    return matching_ids(client, **_selection(chosen, filters))
+    return matching_ids(client, **filter_keywords(chosen, filters))
 
 
 def _one(form: dict[str, list[str]], key: str) -> str:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 from durableq.dashboard import actions, auth, pages
@@ -17,7 +18,7 @@ from durableq.snapshots import Snapshot
 class DashboardSettings:
     prefix: str = ""  # "" or "/ops": every page, link and asset lives under it
     read_only: bool = False
-    token: str | None = None
+    token: str | None = None  # set by create_app from its own token
 
     @property
     def login_path(self) -> str:
@@ -31,9 +32,16 @@ def mount_dashboard(app: FastAPI, settings: DashboardSettings) -> None:
     app.state.stats_snapshot = Snapshot(client.stats, fresh=2.0)
     app.state.queues_snapshot = Snapshot(client.queues, fresh=2.0)  # renewed by every action
     app.state.html_error = html_error
-    app.include_router(auth.router, prefix=settings.prefix)
-    app.include_router(actions.router, prefix=settings.prefix)
-    app.include_router(pages.router, prefix=settings.prefix)
+    routers = (auth.router, actions.router, pages.router)
+    # Errors on these routes are answered as HTML pages (http/problems.py).
+    app.state.html_endpoints = frozenset(
+        route.endpoint
+        for router in routers
+        for route in router.routes
+        if isinstance(route, APIRoute)
+    )
+    for router in routers:
+        app.include_router(router, prefix=settings.prefix)
     app.mount(f"{settings.prefix}/static", StaticFiles(directory=HERE / "static"), name="static")
 
 

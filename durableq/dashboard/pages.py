@@ -15,6 +15,7 @@ from durableq.core.builder import parse_job_id
 from durableq.core.errors import DurableqError, InvalidInput, JobNotFound
 from durableq.core.jobs import JobStatus
 from durableq.dashboard.render import page
+from durableq.http.routes.deps import ClientDep
 from durableq.views import job_json, queue_json, schedule_json, stats_json, worker_json
 
 router = APIRouter(include_in_schema=False)
@@ -24,14 +25,8 @@ STATUSES = [status.value for status in JobStatus]
 RUNNING_SHOWN = 500
 
 
-def client_of(request: Request) -> Client:
-    client: Client = request.app.state.client
-    return client
-
-
 @router.get("/", response_class=HTMLResponse)
-def overview(request: Request) -> HTMLResponse:
-    client = client_of(request)
+def overview(request: Request, client: ClientDep) -> HTMLResponse:
     lead = client.leader()
     return page(
         request,
@@ -48,6 +43,7 @@ def overview(request: Request) -> HTMLResponse:
 @router.get("/jobs", response_class=HTMLResponse)
 def jobs(
     request: Request,
+    client: ClientDep,
     status: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI copies it
     queue: str = "",
     type: str = "",
@@ -56,7 +52,6 @@ def jobs(
     q: str = "",
     before: str = "",
 ) -> HTMLResponse:
-    client = client_of(request)
     chosen = [name for name in STATUSES if name in status]
     filters = {
         "queue": queue.strip(),
@@ -65,7 +60,7 @@ def jobs(
         "created_before": created_before,
         "q": q.strip(),
     }
-    selection = _selection(chosen, filters)
+    selection = filter_keywords(chosen, filters)
     found_id = _id_in(client, filters["q"])
     listed = client.jobs(
         limit=PAGE_SIZE,
@@ -108,8 +103,7 @@ def jobs(
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
-def job(request: Request, job_id: str) -> HTMLResponse:
-    client = client_of(request)
+def job(request: Request, client: ClientDep, job_id: str) -> HTMLResponse:
     found = client.get(job_id)
     shown = job_json(found, client.errors(found.id))
     return page(request, "job.html", f"Job {found.id}", "/jobs", job=shown)
@@ -122,8 +116,7 @@ def queues(request: Request) -> HTMLResponse:
 
 
 @router.get("/workers", response_class=HTMLResponse)
-def workers(request: Request) -> HTMLResponse:
-    client = client_of(request)
+def workers(request: Request, client: ClientDep) -> HTMLResponse:
     lead = client.leader()
     leader_id = None if lead is None else lead.holder
     running: dict[str, list[dict[str, Any]]] = {}
@@ -135,12 +128,12 @@ def workers(request: Request) -> HTMLResponse:
 
 
 @router.get("/schedules", response_class=HTMLResponse)
-def schedules(request: Request) -> HTMLResponse:
-    listed = [schedule_json(info) for info in client_of(request).schedules()]
+def schedules(request: Request, client: ClientDep) -> HTMLResponse:
+    listed = [schedule_json(info) for info in client.schedules()]
     return page(request, "schedules.html", "Schedules", "/schedules", schedules=listed)
 
 
-def _selection(chosen: list[str], filters: dict[str, str]) -> dict[str, Any]:
+def filter_keywords(chosen: list[str], filters: dict[str, str]) -> dict[str, Any]:
     """The filter as Client.jobs/count_jobs keywords (search text that is an id is not)."""
     text = filters["q"]
     return {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -80,8 +81,7 @@ def create_app(
     app.include_router(ops.api)
     app.include_router(ops.seed)
     app.include_router(ops.scrape)
-    board = dashboard or DashboardSettings()
-    board = DashboardSettings(board.prefix, board.read_only, token)
+    board = replace(dashboard or DashboardSettings(), token=token)  # the login checks it
     mount_dashboard(app, board)
     problems.install(app)
     # Outermost first on the way in: the token is checked before a body is read.

@@ -135,18 +135,12 @@ def install(app: FastAPI) -> None:
 
 
 def _for_a_browser(request: Request) -> bool:
-    """A dashboard page (not the API) asked for by a browser: answer with an HTML page."""
-    path = request.url.path
-    return (
-        getattr(request.app.state, "html_error", None) is not None
-        and "text/html" in request.headers.get("accept", "")
-        and not path.startswith("/api/")
-        and path not in SEED_PATHS
-        and not any(path.startswith(seed + "/") for seed in SEED_PATHS)
+    """A dashboard page asked for by a browser: answer with an HTML page. The routing knows
+    which route failed, so no rule about paths can drift from the routes themselves."""
+    pages: frozenset[object] = getattr(request.app.state, "html_endpoints", frozenset())
+    return request.scope.get("endpoint") in pages and "text/html" in request.headers.get(
+        "accept", ""
     )
-
-
-SEED_PATHS = ("/job", "/status", "/result")
 
 
 def _first_error(errors: Any) -> str:

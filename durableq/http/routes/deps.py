@@ -6,7 +6,9 @@ Both are async so that FastAPI resolves them on the event loop, not with a hop t
 
 from __future__ import annotations
 
-from fastapi import Request
+from typing import Annotated
+
+from fastapi import Depends, Request
 
 from durableq.client import Client
 from durableq.group_commit import GroupCommit
@@ -20,6 +22,9 @@ DRAINING = "the server is shutting down and takes no new jobs: submit to another
 async def client_of(request: Request) -> Client:
     client: Client = request.app.state.client
     return client
+
+
+ClientDep = Annotated[Client, Depends(client_of)]
 
 
 async def writer_of(request: Request) -> GroupCommit:

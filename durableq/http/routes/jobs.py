@@ -18,7 +18,7 @@ from durableq.core.errors import InvalidInput
 from durableq.core.jobs import TERMINAL_STATUSES, Job
 from durableq.group_commit import GroupCommit
 from durableq.http.models import BatchIn, JobIn, JobSelection
-from durableq.http.routes.deps import changes_of, client_of, metrics_of, writer_of
+from durableq.http.routes.deps import ClientDep, changes_of, metrics_of, writer_of
 from durableq.http.schemas import (
     WITH_INPUT,
     BatchOut,
@@ -33,24 +33,34 @@ from durableq.metrics import Metrics
 from durableq.views import iso, job_json
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
-ClientDep = Annotated[Client, Depends(client_of)]
 WriterDep = Annotated[GroupCommit, Depends(writer_of)]
 ChangesDep = Annotated[ChangeBroadcast, Depends(changes_of)]
 MetricsDep = Annotated[Metrics, Depends(metrics_of)]
 MAX_WAIT = 60.0
 BULK = problem_responses(*WITH_INPUT)
-
-
-@router.post(
-    "",
-    status_code=201,
-    summary="Enqueue a job",
-    response_model=JobOut,
-    responses={
+# What submit, show and result answer: also the seed design's aliases' (routes/ops.py).
+SUBMIT_DOC: dict[str, Any] = {
+    "status_code": 201,
+    "response_model": JobOut,
+    "responses": {
         200: {"model": JobOut, "description": "The job the Idempotency-Key or a twin has"},
         **problem_responses(*WITH_INPUT, 429),
     },
-)
+}
+SHOW_DOC: dict[str, Any] = {
+    "response_model": JobOut,
+    "responses": problem_responses(404, 422, 503),
+}
+RESULT_DOC: dict[str, Any] = {
+    "response_model": ResultOut,
+    "responses": {
+        202: {"model": ResultOut, "description": "Not finished yet (the wait ended first)"},
+        **problem_responses(404, 422, 503),
+    },
+}
+
+
+@router.post("", summary="Enqueue a job", **SUBMIT_DOC)
 async def submit(
     body: JobIn,
     response: Response,
@@ -136,12 +146,7 @@ def list_jobs(
     return {"jobs": [job_json(job) for job in found], "next_cursor": next_cursor}
 
 
-@router.get(
-    "/{job_id}",
-    summary="A job, with its error history",
-    response_model=JobOut,
-    responses=problem_responses(404, 422, 503),
-)
+@router.get("/{job_id}", summary="A job, with its error history", **SHOW_DOC)
 def show(job_id: str, client: ClientDep) -> dict[str, Any]:
     job = client.get(job_id)
     return job_json(job, client.errors(job.id))
@@ -150,11 +155,7 @@ def show(job_id: str, client: ClientDep) -> dict[str, Any]:
 @router.get(
     "/{job_id}/result",
     summary="A job's result, waiting for it up to `wait`",
-    response_model=ResultOut,
-    responses={
-        202: {"model": ResultOut, "description": "Not finished yet (the wait ended first)"},
-        **problem_responses(404, 422, 503),
-    },
+    **RESULT_DOC,
 )
 async def result(
     job_id: str,

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
 
-from durableq.client import Client
-from durableq.http.models import JobIn
 from durableq.http.problems import ApiProblem
 from durableq.http.routes import jobs
-from durableq.http.routes.deps import DRAINING, client_of
+from durableq.http.routes.deps import DRAINING, ClientDep
 from durableq.http.schemas import (
-    WITH_INPUT,
     HealthOut,
-    JobOut,
     ReadyOut,
-    ResultOut,
     ScheduleOut,
     StatsOut,
     WorkerOut,
@@ -26,8 +21,6 @@ from durableq.http.schemas import (
 from durableq.metrics import CONTENT_TYPE, Metrics
 from durableq.store.revision import HEAD_REVISION
 from durableq.views import schedule_json, stats_json, worker_json
-
-ClientDep = Annotated[Client, Depends(client_of)]
 
 health = APIRouter(tags=["health"])
 scrape = APIRouter(tags=["metrics"])
@@ -109,51 +102,16 @@ def schedules(client: ClientDep) -> list[dict[str, Any]]:
     return [schedule_json(info) for info in client.schedules()]
 
 
-@seed.post(
-    "/job",
-    status_code=201,
-    summary="Alias of POST /api/v1/jobs",
-    response_model=JobOut,
-    responses={
-        200: {"model": JobOut, "description": "The job the Idempotency-Key or a twin has"},
-        **problem_responses(*WITH_INPUT, 429),
-    },
+# The seed design's routes are the same endpoints, registered a second time under its paths.
+seed.add_api_route(
+    "/job", jobs.submit, methods=["POST"], summary="Alias of POST /api/v1/jobs", **jobs.SUBMIT_DOC
 )
-async def submit(
-    body: JobIn,
-    response: Response,
-    client: ClientDep,
-    writer: jobs.WriterDep,
-    metrics: jobs.MetricsDep,
-    idempotency_key: Annotated[str | None, Header()] = None,
-) -> dict[str, Any]:
-    return await jobs.submit(body, response, client, writer, metrics, idempotency_key)
-
-
-@seed.get(
-    "/status/{job_id}",
-    summary="Alias of GET /api/v1/jobs/{id}",
-    response_model=JobOut,
-    responses=problem_responses(404, 422, 503),
+seed.add_api_route(
+    "/status/{job_id}", jobs.show, summary="Alias of GET /api/v1/jobs/{id}", **jobs.SHOW_DOC
 )
-def status(job_id: str, client: ClientDep) -> dict[str, Any]:
-    return jobs.show(job_id, client)
-
-
-@seed.get(
+seed.add_api_route(
     "/result/{job_id}",
+    jobs.result,
     summary="Alias of GET /api/v1/jobs/{id}/result",
-    response_model=ResultOut,
-    responses={
-        202: {"model": ResultOut, "description": "Not finished yet (the wait ended first)"},
-        **problem_responses(404, 422, 503),
-    },
+    **jobs.RESULT_DOC,
 )
-async def result(
-    job_id: str,
-    client: ClientDep,
-    changes: jobs.ChangesDep,
-    response: Response,
-    wait: str | None = None,
-) -> dict[str, Any]:
-    return await jobs.result(job_id, client, changes, response, wait)

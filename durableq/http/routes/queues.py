@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
-from durableq.client import Client
 from durableq.http.models import QueueLimitsIn
-from durableq.http.routes.deps import client_of
+from durableq.http.routes.deps import ClientDep
 from durableq.http.schemas import WITH_INPUT, QueueOut, problem_responses
 from durableq.store.records import UNSET
 from durableq.views import queue_json
 
 router = APIRouter(prefix="/queues", tags=["queues"])
-ClientDep = Annotated[Client, Depends(client_of)]
 ONE = problem_responses(422, 503)
 
 
