@@ -187,6 +187,19 @@ def wait_registered(db: Path, count: int, timeout: float = 60) -> None:
     wait_until(registered, timeout, interval=0.05, what=f"{count} registered daemon(s)")
 
 
+def wait_started(db: Path, pids: Sequence[int], timeout: float = 60) -> None:
+    """Until each of these daemons has registered (so its signal handlers are installed): one
+    started moments before a SIGTERM, on a loaded machine, may still be importing, and the
+    signal then ends it with -15 before it could drain anything."""
+    wanted = ",".join(str(pid) for pid in pids) or "NULL"
+
+    def started() -> bool:
+        found = scalar(db, f"SELECT count(DISTINCT pid) FROM workers WHERE pid IN ({wanted})")
+        return int(found) >= len(pids)
+
+    wait_until(started, timeout, interval=0.05, what=f"daemons {list(pids)} to register")
+
+
 def problem_lines(log: str) -> list[str]:
     """Lines no healthy daemon should write: errors, tracebacks, a locked database."""
     markers = (" ERROR ", "CRITICAL", "Traceback", "database is locked", "stayed locked")

@@ -41,6 +41,7 @@ from tests.reliability.battery import (
     sized,
     wait_all,
     wait_registered,
+    wait_started,
 )
 from tests.support.processes import REPO, environment, run_cli
 
@@ -80,6 +81,7 @@ def test_overloaded_daemons_never_run_a_job_twice_at_once(
         total = len(jobs_by_id(db_path))
         wait_all(db_path, "completed", total, timeout=180, fleet=daemons)
         report["wall_s"] = time.monotonic() - began
+        wait_started(db_path, [daemon.pid for daemon in daemons.alive()])
         codes = daemons.stop_all()
     report["acknowledged"], report["jobs"] = len(acknowledged), total
     _check(db_path, daemons, acknowledged, codes, report)
