@@ -19,6 +19,7 @@ from durableq.core.builder import (
 )
 from durableq.core.config import Settings, database_url
 from durableq.core.errors import DatabaseBusy, DatabaseError, InvalidInput
+from durableq.core.history import History, Window, bucketize, parse_window
 from durableq.core.jobs import TERMINAL_STATUSES, Job, JobError, JobStatus, NewJob
 from durableq.core.queues import QueueInfo, Rate, parse_queue_name, parse_rate
 from durableq.core.schedules import ScheduleInfo
@@ -166,6 +167,18 @@ class Client(JobBuilder):
 
     def stats(self) -> Stats:
         return self.store.stats(self.clock())
+
+    def history(self, window: str | Window = "1h", queues: Sequence[str] = ()) -> History:
+        """Jobs finished per bucket over the window ("1h" by minute, "24h" by 15 minutes,
+        "7d" by 2 hours), from the per-minute history the leading daemon rolls up (minutes
+        settle about a minute after they end: `rolled_up_to` says how far it has got)."""
+        chosen = parse_window(window) if isinstance(window, str) else window
+        now = self.clock()
+        since = chosen.buckets_since(now)
+        counts, rolled_up_to = self.store.history(
+            since, since + chosen.span, [parse_queue_name(q) for q in queues]
+        )
+        return bucketize(counts, chosen, now, rolled_up_to)
 
     def workers(self) -> list[WorkerInfo]:
         return self.store.list_workers(self.clock(), self.settings.lease)

@@ -6,7 +6,9 @@ Snapshot serves its last value at once and, once that value is older than it sho
 refreshes it in a background thread (one at a time) while callers keep getting the old one;
 only the very first read waits. A read that took t seconds is kept `share` x t (at least
 `fresh` seconds), so however big the table grows, refreshing costs the database at most about
-1/share of its time.
+1/share of its time. A read that costs little (under `cheap` seconds, as on any small database)
+is simply made again once the value is old: stale values are only worth serving to save a
+slow read.
 """
 
 from __future__ import annotations
@@ -22,10 +24,20 @@ T = TypeVar("T")
 
 
 class Snapshot(Generic[T]):
-    def __init__(self, read: Callable[[], T], *, fresh: float = 1.0, share: float = 10.0) -> None:
+    def __init__(
+        self,
+        read: Callable[[], T],
+        *,
+        fresh: float = 1.0,
+        share: float = 10.0,
+        cheap: float = 0.05,
+    ) -> None:
         self._read = read
+        self._cheap = cheap
+        self._cost = 0.0
         self._fresh, self._share = fresh, share
         self._lock = threading.Lock()
+        self._read_done = threading.Condition(self._lock)
         self._value: T | None = None
         self._has_value = False
         self._read_at = 0.0
@@ -35,12 +47,26 @@ class Snapshot(Generic[T]):
     def get(self) -> T:
         """The last value read (waiting for the first one); starts a refresh when it is old."""
         with self._lock:
+            if not self._has_value and self._refreshing:  # the first read is under way: join it
+                self._read_done.wait_for(lambda: not self._refreshing)
             if self._has_value:
-                if time.monotonic() - self._read_at >= self._keep and not self._refreshing:
+                old = time.monotonic() - self._read_at >= self._keep
+                if not old or self._refreshing:
+                    return self._value  # type: ignore[return-value]
+                if self._cost >= self._cheap:
                     self._refreshing = True
                     threading.Thread(target=self._refresh, daemon=True).start()
-                return self._value  # type: ignore[return-value]
+                    return self._value  # type: ignore[return-value]
         return self._read_now()
+
+    def warm(self) -> None:
+        """Start the first read behind the scenes (at a server's start), so that no request
+        pays for it unless it comes before the read is done."""
+        with self._lock:
+            if self._has_value or self._refreshing:
+                return
+            self._refreshing = True
+        threading.Thread(target=self._refresh, daemon=True).start()
 
     def invalidate(self) -> None:
         """The value is known to be wrong (we just changed what it counts): read anew next."""
@@ -57,7 +83,8 @@ class Snapshot(Generic[T]):
         with self._lock:
             self._value, self._has_value = value, True
             self._read_at = finished
-            self._keep = max(self._fresh, self._share * (finished - started))
+            self._cost = finished - started
+            self._keep = max(self._fresh, self._share * self._cost)
         return value
 
     def _refresh(self) -> None:
@@ -68,3 +95,4 @@ class Snapshot(Generic[T]):
         finally:
             with self._lock:
                 self._refreshing = False
+                self._read_done.notify_all()

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from durableq.core.history import History
 from durableq.core.jobs import Job, JobError, JobStatus
 from durableq.core.queues import QueueInfo
 from durableq.core.schedules import ScheduleInfo
@@ -124,4 +125,27 @@ def worker_json(worker: WorkerInfo, leader_id: str | None = None) -> dict[str, A
         "started_at": iso(worker.started_at),
         "heartbeat_at": iso(worker.heartbeat_at),
         "leader": worker.id == leader_id,
+    }
+
+
+def history_json(history: History) -> dict[str, Any]:
+    def mean(value: float | None) -> float | None:
+        return None if value is None else round(value, 6)
+
+    return {
+        "window": history.window.name,
+        "step_seconds": int(history.window.step.total_seconds()),
+        "rolled_up_to": iso(history.rolled_up_to),
+        "buckets": [
+            {
+                "start": iso(bucket.start),
+                "completed": bucket.completed,
+                "failed": bucket.failed,
+                "canceled": bucket.canceled,
+                "errored": bucket.errored,
+                "mean_wait_seconds": mean(bucket.mean_wait),
+                "mean_duration_seconds": mean(bucket.mean_duration),
+            }
+            for bucket in history.buckets
+        ],
     }

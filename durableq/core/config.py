@@ -46,6 +46,8 @@ class Settings:
     retain_completed: float = 24 * 3600.0
     retain_failed: float = 7 * 24 * 3600.0
     retain_canceled: float = 7 * 24 * 3600.0
+    # How long the per-minute throughput history (the dashboard's charts) is kept (0: forever).
+    retain_history: float = 7 * 24 * 3600.0
 
     def __post_init__(self) -> None:
         if self.synchronous not in SYNCHRONOUS_LEVELS:
@@ -101,6 +103,7 @@ class Settings:
             ("retain_completed", "DURABLEQ_RETAIN_COMPLETED"),
             ("retain_failed", "DURABLEQ_RETAIN_FAILED"),
             ("retain_canceled", "DURABLEQ_RETAIN_CANCELED"),
+            ("retain_history", "DURABLEQ_RETAIN_HISTORY"),
         ):
             if env.get(name):
                 values[key] = parse_duration(env[name])

@@ -13,10 +13,12 @@ from fastapi.responses import HTMLResponse
 from durableq.client import Client
 from durableq.core.builder import parse_job_id
 from durableq.core.errors import DurableqError, InvalidInput, JobNotFound
+from durableq.core.history import WINDOWS, Outcome, parse_window
 from durableq.core.jobs import JobStatus
-from durableq.dashboard.render import page
+from durableq.dashboard.charts import overview_charts
+from durableq.dashboard.render import page, seconds
 from durableq.http.routes.deps import ClientDep
-from durableq.views import job_json, queue_json, schedule_json, stats_json, worker_json
+from durableq.views import iso, job_json, queue_json, schedule_json, stats_json, worker_json
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
@@ -26,8 +28,9 @@ RUNNING_SHOWN = 500
 
 
 @router.get("/", response_class=HTMLResponse)
-def overview(request: Request, client: ClientDep) -> HTMLResponse:
+def overview(request: Request, client: ClientDep, window: str = "1h") -> HTMLResponse:
     lead = client.leader()
+    history = client.history(parse_window(window))
     return page(
         request,
         "overview.html",
@@ -37,7 +40,16 @@ def overview(request: Request, client: ClientDep) -> HTMLResponse:
         statuses=STATUSES,
         workers=client.workers(),
         leader=None if lead is None else lead.holder,
+        history=history,
+        windows=list(WINDOWS),
+        charts=overview_charts(history, _count, seconds),
+        totals={outcome.value: history.total(outcome) for outcome in Outcome},
+        rolled_up_to=iso(history.rolled_up_to),
     )
+
+
+def _count(value: float) -> str:
+    return f"{value:,.0f}"
 
 
 @router.get("/jobs", response_class=HTMLResponse)

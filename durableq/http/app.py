@@ -49,6 +49,8 @@ def create_app(
         writer.open()
         changes.open()
         app.state.draining = False
+        for snapshot in (app.state.stats_snapshot, app.state.queues_snapshot):
+            snapshot.warm()  # a million jobs take a second to count: not on the first visit
         yield
         writer.close()  # after the last request: what was submitted is committed first
         changes.close()

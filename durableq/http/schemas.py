@@ -120,6 +120,23 @@ class StatsOut(BaseModel):
     failed_last_minute: int
 
 
+class HistoryBucketOut(BaseModel):
+    start: str
+    completed: int
+    failed: int
+    canceled: int
+    errored: int
+    mean_wait_seconds: float | None
+    mean_duration_seconds: float | None
+
+
+class HistoryOut(BaseModel):
+    window: str
+    step_seconds: int
+    rolled_up_to: str | None
+    buckets: list[HistoryBucketOut]
+
+
 class ScheduleOut(BaseModel):
     name: str
     cron: str

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from sqlalchemy import Engine
 
+from durableq.core.history import MinuteCount, RollupReport
 from durableq.core.jobs import ClaimedJob, Job, JobError, JobStatus, NewJob
 from durableq.core.outcomes import Finish
 from durableq.core.queues import QueueInfo, Rate
@@ -129,6 +130,12 @@ class Store(Protocol):
         now: datetime,
     ) -> Fired: ...
     def schedules(self, now: datetime) -> list[ScheduleInfo]: ...
+
+    # -- throughput history ---------------------------------------------------------------
+    def roll_up(self, now: datetime, settle: float, keep: float) -> RollupReport: ...
+    def history(
+        self, since: datetime, until: datetime, queues: Sequence[str] = ...
+    ) -> tuple[list[MinuteCount], datetime | None]: ...
 
 
 def open_store(engine: Engine) -> Store:

@@ -273,9 +273,40 @@ class ScheduleRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class JobMinuteRow(Base):
+    """Revision 0005: the throughput history, one row per (minute, queue, type, outcome),
+    written once per minute by the rollup (core/history.py) and kept for its own retention."""
+
+    __tablename__ = "job_minutes"
+
+    minute: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    queue: Mapped[str] = mapped_column(String(200), primary_key=True)
+    type: Mapped[str] = mapped_column(String(200), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(16), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    duration: Mapped[float] = mapped_column(Float, comment="seconds, summed")
+    wait: Mapped[float] = mapped_column(Float, comment="seconds, summed")
+
+
+class RollupRow(Base):
+    """How far the rollup has got: every minute before `rolled_up_to` is in job_minutes. The
+    rollup moves it on by compare-and-set in the transaction that writes the minutes."""
+
+    __tablename__ = "rollups"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    rolled_up_to: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# The rollup counts failed attempts per minute by this (its own range, like finished_at's).
+Index("ix_job_errors_failed_at", JobErrorRow.failed_at)
+
+
 jobs_table: Table = JobRow.__table__  # type: ignore[assignment]
 job_errors_table: Table = JobErrorRow.__table__  # type: ignore[assignment]
 workers_table: Table = WorkerRow.__table__  # type: ignore[assignment]
 queues_table: Table = QueueRow.__table__  # type: ignore[assignment]
 leadership_table: Table = LeadershipRow.__table__  # type: ignore[assignment]
 schedules_table: Table = ScheduleRow.__table__  # type: ignore[assignment]
+job_minutes_table: Table = JobMinuteRow.__table__  # type: ignore[assignment]
+rollups_table: Table = RollupRow.__table__  # type: ignore[assignment]

@@ -5,6 +5,7 @@
 - Rescuer (leader only): jobs whose worker died go back to pending, or fail.
 - Pruner (leader only): delete finished jobs past their retention.
 - Reaper (leader only): forget workers that stopped beating long ago.
+- Rollup (services/rollup.py, leader only): add settled minutes to the throughput history.
 - Scheduler (services/scheduler.py, every daemon with schedules): fire recurring jobs' ticks.
 
 The heartbeat and the leadership have a thread of their own: a rescue or a prune waiting for
@@ -28,6 +29,7 @@ from durableq.worker.events import Events
 from durableq.worker.executor import StopReason
 from durableq.worker.leases import Stamp
 from durableq.worker.services.leader import Leadership
+from durableq.worker.services.rollup import Rollup
 from durableq.worker.services.runner import ServiceRunner
 from durableq.worker.services.scheduler import Scheduler
 
@@ -168,7 +170,7 @@ class Reaper:
 
 class Maintenance:
     """The daemon's services in two runners: the heartbeat and the leadership in one thread of
-    their own, the leader-only rescuer, pruner and reaper in another."""
+    their own, the leader-only rescuer, rollup, pruner and reaper in another."""
 
     def __init__(
         self,
@@ -184,13 +186,20 @@ class Maintenance:
         self.rescuer = Rescuer(store, settings)
         self.pruner = Pruner(store, settings)
         self.reaper = Reaper(store, settings)
+        self.rollup = Rollup(store, settings)
         # Not leader-only: a daemon fires the schedules it knows (see services/scheduler.py).
         self.scheduler = Scheduler(store, JobBuilder(settings, clock), schedules)
         self.runners = [
             ServiceRunner("heartbeat", [self.heartbeat, self.leadership], clock, events=events),
             ServiceRunner(
                 "upkeep",
-                [self.rescuer, self.pruner, self.reaper, *([self.scheduler] if schedules else [])],
+                [
+                    self.rescuer,
+                    self.rollup,
+                    self.pruner,
+                    self.reaper,
+                    *([self.scheduler] if schedules else []),
+                ],
                 clock,
                 leads=self.leadership.leads,
                 events=events,

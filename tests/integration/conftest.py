@@ -43,8 +43,10 @@ def postgres_client(shared_postgres_client: Client) -> Client:
     """The shared PostgreSQL database, emptied."""
     with shared_postgres_client.engine.begin() as connection:
         connection.exec_driver_sql(
-            "TRUNCATE jobs, job_errors, workers, queues, schedules RESTART IDENTITY CASCADE"
+            "TRUNCATE jobs, job_errors, workers, queues, schedules, job_minutes "
+            "RESTART IDENTITY CASCADE"
         )
+        connection.exec_driver_sql("UPDATE rollups SET rolled_up_to = NULL")
         connection.exec_driver_sql(
             "UPDATE leadership SET holder = NULL, term = 0, elected_at = NULL, expires_at = NULL"
         )

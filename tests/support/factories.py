@@ -117,3 +117,36 @@ def _json(value: dict[str, Any]) -> str:
     from durableq.core.payloads import encode_payload
 
     return encode_payload(value)
+
+
+def finished_ago(
+    client: Any,
+    n: int,
+    status: JobStatus,
+    ago: timedelta,
+    *,
+    errors: int = 0,
+    queue: str = "default",
+) -> list[int]:
+    """`n` jobs that finished `ago` before the client's clock (ran 2 s, waited 1 s), each with
+    `errors` failed attempts in its history at its finish time."""
+    end = client.clock() - ago
+    ids = insert_jobs(
+        client.engine,
+        n,
+        status,
+        queue=queue,
+        created_at=end - timedelta(seconds=5),
+        run_at=end - timedelta(seconds=3),
+        started_at=end - timedelta(seconds=2),
+        finished_at=end,
+    )
+    with client.engine.begin() as connection:
+        for job_id in ids:
+            for attempt in range(1, errors + 1):
+                connection.execute(
+                    insert(job_errors_table).values(
+                        job_id=job_id, attempt=attempt, error="boom", failed_at=end
+                    )
+                )
+    return ids

@@ -19,7 +19,7 @@ def test_stale_values_are_served_while_one_refresh_runs() -> None:
             release.wait(5)
         return len(calls)
 
-    snapshot = Snapshot(read, fresh=0.05, share=0.0)
+    snapshot = Snapshot(read, fresh=0.05, share=0.0, cheap=0.0)
     assert snapshot.get() == 1  # the first read is made in the caller
     time.sleep(0.06)
     started = time.monotonic()
@@ -48,9 +48,54 @@ def test_a_failing_refresh_keeps_the_old_value() -> None:
             raise value
         return value
 
-    snapshot = Snapshot(read, fresh=0.01, share=0.0)
+    snapshot = Snapshot(read, fresh=0.01, share=0.0, cheap=0.0)
     assert snapshot.get() == 1
     time.sleep(0.02)
     assert snapshot.get() == 1  # the refresh fails behind the scenes
     time.sleep(0.05)
     assert snapshot.get() in (1, 3)
+
+
+def test_warming_reads_once_behind_the_scenes_and_a_caller_joins_that_read() -> None:
+    calls: list[float] = []
+    release = threading.Event()
+
+    def read() -> int:
+        calls.append(time.monotonic())
+        release.wait(5)
+        return 7
+
+    snapshot = Snapshot(read, fresh=60)
+    snapshot.warm()
+    snapshot.warm()  # a second warm starts nothing
+    got: list[int] = []
+    caller = threading.Thread(target=lambda: got.append(snapshot.get()))
+    caller.start()
+    time.sleep(0.05)
+    assert not got  # waiting for the warming read, not starting its own
+    release.set()
+    caller.join(5)
+    assert got == [7] and len(calls) == 1
+
+
+def test_a_failed_warm_read_leaves_the_first_get_to_read() -> None:
+    results: list[object] = [RuntimeError("database away"), 5]
+
+    def read() -> object:
+        value = results.pop(0)
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    snapshot = Snapshot(read, fresh=60)
+    snapshot.warm()
+    assert snapshot.get() == 5
+
+
+def test_a_cheap_read_is_made_again_rather_than_served_stale() -> None:
+    values = iter(range(1, 100))
+    snapshot = Snapshot(lambda: next(values), fresh=0.02)  # reads take microseconds: cheap
+    assert snapshot.get() == 1
+    assert snapshot.get() == 1  # still fresh
+    time.sleep(0.03)
+    assert snapshot.get() == 2  # old and cheap: read again, at once

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +149,22 @@ def test_a_whole_worker_runs_in_process(db_path: Path) -> None:
         assert leaders == [worker.id] * 3  # the only daemon led while it ran
         assert client.leader() is None  # and resigned as it stopped
         assert client.workers() == []  # unregistered
+
+
+def test_the_leading_worker_rolls_finished_jobs_into_the_history(db_path: Path) -> None:
+    settings = Settings(database=database_url(str(db_path)), lease=2.0, poll_interval=0.05)
+    registry = Registry()
+    registry.handler("ok")(lambda ctx, payload: None)
+    with Client.open(settings) as client:
+        ids = client.enqueue_many([{"type": "ok"}] * 5)
+        worker = Worker(client, registry, WorkerOptions(concurrency=2, burst=True))
+        worker.run()
+        assert {client.get(i).status for i in ids} == {JobStatus.COMPLETED}
+        upkeep = worker.maintenance.runners[1]
+        assert upkeep.leads == worker.maintenance.leadership.leads  # leader only
+        # Minutes settle a minute and the busy timeout after they end; then they are counted.
+        rollup = worker.maintenance.rollup
+        later = utc_now() + timedelta(seconds=rollup.settle + 60)
+        rollup.run_once(later)
+        history = client.history("1h")
+        assert sum(bucket.completed for bucket in history.buckets) == 5

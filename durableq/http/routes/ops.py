@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from durableq.http.problems import ApiProblem
@@ -12,6 +12,7 @@ from durableq.http.routes import jobs
 from durableq.http.routes.deps import DRAINING, ClientDep
 from durableq.http.schemas import (
     HealthOut,
+    HistoryOut,
     ReadyOut,
     ScheduleOut,
     StatsOut,
@@ -20,7 +21,7 @@ from durableq.http.schemas import (
 )
 from durableq.metrics import CONTENT_TYPE, Metrics
 from durableq.store.revision import HEAD_REVISION
-from durableq.views import schedule_json, stats_json, worker_json
+from durableq.views import history_json, schedule_json, stats_json, worker_json
 
 health = APIRouter(tags=["health"])
 scrape = APIRouter(tags=["metrics"])
@@ -90,6 +91,20 @@ def workers(client: ClientDep) -> list[dict[str, Any]]:
 )
 def stats(client: ClientDep) -> dict[str, Any]:
     return stats_json(client.stats(), client.clock())
+
+
+@api.get(
+    "/api/v1/stats/history",
+    summary="Jobs finished per minute (1h), 15 minutes (24h) or 2 hours (7d)",
+    response_model=HistoryOut,
+    responses=problem_responses(422, 503),
+)
+def history(
+    client: ClientDep,
+    window: str = "1h",
+    queue: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI copies it
+) -> dict[str, Any]:
+    return history_json(client.history(window, queue))
 
 
 @api.get(

@@ -34,6 +34,7 @@ from durableq.core.outcomes import Finish
 from durableq.core.uniqueness import Enqueued
 from durableq.store.changes import ChangeWatcher
 from durableq.store.core.base import PENDING, J, status_guard
+from durableq.store.core.history import HistoryOps
 from durableq.store.core.leadership import LeadershipOps
 from durableq.store.core.queues import QueueOps
 from durableq.store.core.reads import Reads
@@ -45,7 +46,7 @@ from durableq.store.schema import UNIQUE_HELD, jobs_table
 TRANSITION_TARGETS = {action: transition.targets for action, transition in TRANSITIONS.items()}
 
 
-class CoreStore(Reads, Upkeep, QueueOps, LeadershipOps, ScheduleOps):
+class CoreStore(Reads, Upkeep, QueueOps, LeadershipOps, ScheduleOps, HistoryOps):
     """A store's shared operations; SqliteStore and PostgresStore complete it."""
 
     # -- each store's own -----------------------------------------------------------------
