@@ -20,18 +20,23 @@ from durableq.core.errors import (
 )
 from durableq.core.jobs import Job, JobStatus
 from durableq.core.uniqueness import Unique
+from durableq.handlers.outcomes import Cancel, Fail, LeaseLost, RetryIn, Snooze
 from durableq.handlers.registry import JobCancelled, JobContext, Registry
 
 if TYPE_CHECKING:
+    from durableq.async_client import AsyncClient
     from durableq.client import Client
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncClient",
+    "Cancel",
     "Client",
     "DatabaseBusy",
     "DatabaseError",
     "DurableqError",
+    "Fail",
     "HandlerNotFound",
     "IdempotencyConflict",
     "InvalidInput",
@@ -41,10 +46,13 @@ __all__ = [
     "JobContext",
     "JobNotFound",
     "JobStatus",
+    "LeaseLost",
     "QueueFull",
     "Registry",
+    "RetryIn",
     "SchemaOutdated",
     "SchemaTooNew",
+    "Snooze",
     "Unique",
     "UniqueConflict",
     "__version__",
@@ -57,4 +65,8 @@ def __getattr__(name: str) -> Any:
         from durableq.client import Client
 
         return Client
+    if name == "AsyncClient":
+        from durableq.async_client import AsyncClient
+
+        return AsyncClient
     raise AttributeError(f"module 'durableq' has no attribute {name!r}")

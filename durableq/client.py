@@ -6,9 +6,10 @@ import random
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from durableq.core.builder import (
     Clock,
@@ -84,11 +85,15 @@ class Client(JobBuilder):
         timeout: float | None = None,
         idempotency_key: str | None = None,
         unique: Unique | bool | None = None,
+        connection: Connection | None = None,
     ) -> int:
         """Store a job durably and return its id. When this returns, the job is committed.
 
         With an `idempotency_key` or `unique`, the id may be an existing job's (see
         JobBuilder.new_job); `enqueue_many([...]).duplicates` says whether it was.
+        With `connection` (a SQLAlchemy Connection of your own, on this database, inside a
+        transaction), the job is written in your transaction: it exists if and only if your
+        transaction commits (the outbox pattern).
         """
         job = self.new_job(
             type,
@@ -102,14 +107,35 @@ class Client(JobBuilder):
             idempotency_key=idempotency_key,
             unique=unique,
         )
+        if connection is not None:
+            return self._within(connection, [job])[0]
         return self.store.enqueue(job, self.clock())
 
-    def enqueue_many(self, jobs: Iterable[NewJob | Mapping[str, Any]]) -> Enqueued:
+    def enqueue_many(
+        self,
+        jobs: Iterable[NewJob | Mapping[str, Any]],
+        *,
+        connection: Connection | None = None,
+    ) -> Enqueued:
         """Enqueue all in one transaction: all are stored, or none. The ids come in the order
         given; `.duplicates` holds the positions of jobs that were not stored because a twin
-        or the idempotency key's job exists (their ids are those jobs')."""
+        or the idempotency key's job exists (their ids are those jobs'). `connection`: in
+        your own transaction, as `enqueue`'s."""
         built = [job if isinstance(job, NewJob) else self.job_from_mapping(job) for job in jobs]
+        if connection is not None:
+            return self._within(connection, built)
         return self.store.enqueue_many(built, self.clock())
+
+    def _within(self, connection: Connection, jobs: Sequence[NewJob]) -> Enqueued:
+        check_same_database(self.engine, connection)
+        if not connection.in_transaction():
+            raise InvalidInput(
+                "enqueue(connection=...) needs an open transaction on that connection: "
+                "use `with engine.begin() as connection:` (or connection.begin())"
+            )
+        if not jobs:
+            return Enqueued([])
+        return self.store.enqueue_within(connection, jobs, self.clock())
 
     # -- managing -------------------------------------------------------------------------
 
@@ -251,6 +277,32 @@ class Client(JobBuilder):
         finally:
             watcher.close()
         return job
+
+
+def check_same_database(engine: Engine, connection: Connection) -> None:
+    """A transactional enqueue must write to this client's database, or the job and the
+    caller's rows would not commit together."""
+    ours, theirs = engine.url, connection.engine.url
+    if ours.get_backend_name() != theirs.get_backend_name():
+        same = False
+    elif ours.get_backend_name() == "sqlite":
+        same = _resolved(ours.database) == _resolved(theirs.database)
+    else:
+        same = (ours.host, ours.port or 5432, ours.database) == (
+            theirs.host,
+            theirs.port or 5432,
+            theirs.database,
+        )
+    if not same:
+        raise InvalidInput(
+            f"enqueue(connection=...) got a connection to {theirs.render_as_string()}, not to "
+            f"this client's database {ours.render_as_string()}: the job and your writes must "
+            "be in the same database to commit together"
+        )
+
+
+def _resolved(database: str | None) -> str:
+    return str(Path(database).resolve()) if database and database != ":memory:" else ""
 
 
 def job_filter(

@@ -51,6 +51,7 @@ OUTCOMES = {
     Action.FAIL: "failed",
     Action.ACKNOWLEDGE_CANCEL: "canceled",
     Action.RELEASE: "released",  # given back at shutdown, to run again
+    Action.SNOOZE: "snoozed",  # the handler said "not now"
 }
 SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 

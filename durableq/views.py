@@ -84,6 +84,9 @@ def job_json(job: Job, errors: Sequence[JobError] | None = None) -> dict[str, An
         "unique_key": job.unique_key,
         "schedule": job.schedule,
         "schedule_tick": iso(job.schedule_tick),
+        "progress": job.progress,
+        "progress_message": job.progress_message,
+        "meta": job.meta,
     }
     if errors is not None:
         data["errors"] = [

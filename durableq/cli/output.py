@@ -116,6 +116,11 @@ def job_details(job: Job, errors: Sequence[JobError], now: datetime) -> None:
         fields.append(("idempotency key", job.idempotency_key))
     if job.unique_key is not None:
         fields.append(("unique key", job.unique_key))
+    if job.progress is not None:
+        said = f" {job.progress_message}" if job.progress_message else ""
+        fields.append(("progress", f"{job.progress:.0%}{said}"))
+    if job.meta:
+        fields.append(("meta", json.dumps(job.meta, ensure_ascii=False, sort_keys=True)))
     width = max(len(name) for name, _ in fields)
     for name, value in fields:
         click.echo(f"{click.style(name.ljust(width), bold=True)}  {value}")

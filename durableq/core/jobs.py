@@ -37,6 +37,7 @@ class Action(enum.StrEnum):
     REQUEST_CANCEL = "request cancel"  # a running job: its worker is told
     ACKNOWLEDGE_CANCEL = "acknowledge cancel"  # the worker ends a cancel-requested job
     RELEASE = "release"  # graceful shutdown: back to pending, attempt not counted
+    SNOOZE = "snooze"  # the handler said "not now": back to pending later, attempt not counted
     RESCUE = "rescue"  # lease expired: the worker died
     RETRY = "retry"  # an operator's explicit retry of a finished job
     PURGE = "purge"
@@ -70,6 +71,7 @@ TRANSITIONS: Mapping[Action, Transition] = {
     Action.REQUEST_CANCEL: _t({R}, R),
     Action.ACKNOWLEDGE_CANCEL: _t({R}, X),
     Action.RELEASE: _t({R}, P),
+    Action.SNOOZE: _t({R}, P),
     Action.RESCUE: _t({R}, P, F),
     Action.RETRY: _t({F, X}, P),
     Action.PURGE: _t({C, F, X}),
@@ -126,6 +128,9 @@ class Job:
     unique_key: str | None = None
     schedule: str | None = None  # the recurring schedule that made it, and for which tick
     schedule_tick: datetime | None = None
+    progress: float | None = None  # what its handler last reported: 0 to 1, and a message
+    progress_message: str | None = None
+    meta: dict[str, Any] | None = None  # its handler's metadata (and durableq's: snoozes, ...)
 
 
 @dataclass(frozen=True)
@@ -234,3 +239,4 @@ class ClaimedJob:
     timeout: float | None
     lease_token: str
     run_at: datetime | None = None  # when it was due: the wait until its start (metrics)
+    meta: dict[str, Any] | None = None  # as stored: the handler's updates merge into it

@@ -18,6 +18,9 @@ class OutcomeKind(enum.StrEnum):
     CANCELED = "canceled"  # the job was canceled while it ran
     INTERRUPTED = "interrupted"  # the daemon is shutting down: give the job back
     LAPSED = "lease lapsed"  # stopped because its lease could not be renewed in time
+    SNOOZED = "snoozed"  # the handler raised Snooze: pending again later, attempt not counted
+    RETRY_IN = "retry in"  # the handler raised RetryIn: a failed attempt, retried after `delay`
+    GAVE_UP = "gave up"  # the handler raised Fail(retry=False): failed now
 
 
 # Every action a worker's outcome may carry (resolve picks one): all act on a running job.
@@ -27,7 +30,29 @@ FINISH_ACTIONS = (
     Action.FAIL,
     Action.ACKNOWLEDGE_CANCEL,
     Action.RELEASE,
+    Action.SNOOZE,
 )
+
+
+@dataclass(frozen=True)
+class Report:
+    """What the handler reported while it ran, to be saved with the outcome (None: nothing)."""
+
+    progress: float | None = None
+    progress_message: str | None = None
+    meta_json: str | None = None  # the whole metadata, merged: it replaces the stored value
+
+
+NOTHING_REPORTED = Report()
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A running execution's report, saved while it runs (fenced by its lease token)."""
+
+    job_id: int
+    lease_token: str
+    report: Report
 
 
 @dataclass(frozen=True)
@@ -38,6 +63,8 @@ class Outcome:
     result_json: str | None = None
     error: str | None = None
     traceback: str | None = None
+    delay: float | None = None  # SNOOZED, RETRY_IN: seconds until the job is due again
+    report: Report = NOTHING_REPORTED
 
 
 @dataclass(frozen=True)
@@ -55,9 +82,16 @@ class Finish:
     error: str | None = None
     traceback: str | None = None
     attempt_delta: int = 0
+    report: Report = NOTHING_REPORTED
 
 
 def resolve(outcome: Outcome, now: datetime, backoff: Backoff, rng: random.Random) -> Finish:
+    """The state change an outcome makes, carrying what the handler reported."""
+    finish = _resolve(outcome, now, backoff, rng)
+    return replace(finish, report=outcome.report) if outcome.report != NOTHING_REPORTED else finish
+
+
+def _resolve(outcome: Outcome, now: datetime, backoff: Backoff, rng: random.Random) -> Finish:
     job = outcome.job
     if outcome.kind is OutcomeKind.SUCCEEDED:
         return Finish(
@@ -90,6 +124,32 @@ def resolve(outcome: Outcome, now: datetime, backoff: Backoff, rng: random.Rando
             run_at=now,
             attempt_delta=-1,
         )
+    if outcome.kind is OutcomeKind.SNOOZED:
+        return Finish(
+            job.id,
+            job.lease_token,
+            action=Action.SNOOZE,
+            status=JobStatus.PENDING,
+            attempt=job.attempt,
+            finished=False,
+            run_at=now + timedelta(seconds=outcome.delay or 0.0),
+            attempt_delta=-1,
+        )
+    if outcome.kind is OutcomeKind.GAVE_UP:
+        return Finish(
+            job.id,
+            job.lease_token,
+            action=Action.FAIL,
+            status=JobStatus.FAILED,
+            attempt=job.attempt,
+            finished=True,
+            error=outcome.error or "failed",
+        )
+    if outcome.kind is OutcomeKind.RETRY_IN:
+        retried = failure(job, now, backoff, rng, outcome.error or "retry requested")
+        if retried.run_at is None:
+            return retried  # that was the last attempt
+        return replace(retried, run_at=now + timedelta(seconds=outcome.delay or 0.0))
     if outcome.kind is OutcomeKind.LAPSED:
         # Like a rescue: the attempt counts, and the job is due again at once (no back-off:
         # the job did not fail, its worker could not keep hold of it).

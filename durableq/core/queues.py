@@ -101,6 +101,10 @@ def parse_rate(text: str) -> Rate:
     return Rate(count, period, burst)
 
 
+# A queue's limits are stored as 32-bit integers (PostgreSQL's INTEGER): past this, "no limit".
+MAX_LIMIT = 2**31 - 1
+
+
 def parse_limit(text: str, what: str) -> int | None:
     """A positive count, or `none` for no limit."""
     if text.strip().lower() == "none":
@@ -111,6 +115,17 @@ def parse_limit(text: str, what: str) -> int | None:
         raise InvalidInput(f"invalid {what} {text!r}: give a positive number or none") from None
     if value < 1:
         raise InvalidInput(f"invalid {what} {text!r}: give a positive number or none")
+    return check_limit(value, what)
+
+
+def check_limit(value: int | None, what: str) -> int | None:
+    """A queue limit as given to the library or the API: None, or 1 to MAX_LIMIT."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInput(f"invalid {what} {value!r}: give a positive number or none")
+    if value > MAX_LIMIT:
+        raise InvalidInput(f"invalid {what} {value}: at most {MAX_LIMIT}; for no limit give none")
     return value
 
 

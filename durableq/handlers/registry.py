@@ -8,7 +8,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 from durableq.core.builder import JobBuilder, check_name
 from durableq.core.config import Settings
@@ -16,6 +16,7 @@ from durableq.core.errors import HandlerNotFound, InvalidInput
 
 if TYPE_CHECKING:  # cron parsing is loaded by the first schedule, not by every CLI call
     from durableq.core.schedules import CatchUp, Schedule
+    from durableq.handlers.tasks import Task
 
 Handler = Callable[["JobContext", dict[str, Any]], Any]
 F = TypeVar("F", bound=Handler)
@@ -23,6 +24,36 @@ F = TypeVar("F", bound=Handler)
 
 class JobCancelled(Exception):
     """Raised by `ctx.raise_if_cancelled()`; the worker then records why the job stopped."""
+
+
+class Reporter(Protocol):
+    """Where a context's reports go: the worker's (worker/reporting.py) saves them."""
+
+    def report(
+        self,
+        progress: float | None = None,
+        message: str | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> None: ...
+
+
+class _Kept:
+    """Reports of a context made by hand (a handler called directly, in a test): kept here."""
+
+    def __init__(self) -> None:
+        self.progress: float | None = None
+        self.message: str | None = None
+        self.meta: dict[str, Any] = {}
+
+    def report(
+        self,
+        progress: float | None = None,
+        message: str | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> None:
+        if progress is not None:
+            self.progress, self.message = progress, message
+        self.meta.update(meta or {})
 
 
 @dataclass
@@ -36,10 +67,21 @@ class JobContext:
     timeout: float | None = None
     # Set when the job is canceled, when its timeout passes, or when the daemon shuts down.
     cancelled: threading.Event = field(default_factory=threading.Event)
+    reporter: Reporter = field(default_factory=_Kept)
 
     def raise_if_cancelled(self) -> None:
         if self.cancelled.is_set():
             raise JobCancelled(f"job {self.job_id} was told to stop")
+
+    def report_progress(self, fraction: float, message: str | None = None) -> None:
+        """How far the job has got (0 to 1) and, if you like, what it is doing: shown by
+        `jobs show`, the API and the dashboard. Cheap: saved about once a second at most.
+        Raises LeaseLost once this worker no longer holds the job."""
+        self.reporter.report(progress=fraction, message=message)
+
+    def update_meta(self, values: Mapping[str, Any]) -> None:
+        """Merge `values` (JSON) into the job's metadata, key by key; kept after it ends."""
+        self.reporter.report(meta=values)
 
 
 class Registry:
@@ -48,6 +90,66 @@ class Registry:
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
         self._schedules: dict[str, Schedule] = {}
+        self._tasks: dict[str, Task] = {}
+        self.default_client: Any = None  # what tasks enqueue through when given none
+
+    @overload
+    def task(self, function: Callable[..., Any], /) -> Task: ...
+
+    @overload
+    def task(
+        self,
+        function: None = None,
+        /,
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        max_attempts: int | None = None,
+        timeout: str | float | None = None,
+    ) -> Callable[[Callable[..., Any]], Task]: ...
+
+    def task(
+        self,
+        function: Callable[..., Any] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        max_attempts: int | None = None,
+        timeout: str | float | None = None,
+    ) -> Task | Callable[[Callable[..., Any]], Task]:
+        """Register a function as a task (`@registry.task` or `@registry.task(queue=...)`):
+        it runs jobs of type `name` (default: `module.function`), and `.enqueue(client, ...)`
+        makes them. The options are checked now, at import."""
+        from durableq.handlers.tasks import Task, TaskOptions
+
+        options = TaskOptions(
+            queue=queue, priority=priority, max_attempts=max_attempts, timeout=timeout
+        )
+
+        def register(target: Callable[..., Any]) -> Task:
+            job_type = name or f"{target.__module__}.{target.__qualname__}"
+            if name is None and "<" in job_type:
+                raise InvalidInput(
+                    f"task {job_type!r} is nested or a lambda, so its default name would not be "
+                    'the same in the worker: give it a name: @registry.task(name="...")'
+                )
+            made = Task(target, check_name("task name", job_type), options, self)
+            JobBuilder(Settings()).new_job(made.name, {}, **options.as_keywords())
+            self.register(made.name, made.handler())
+            self._tasks[made.name] = made
+            return made
+
+        return register if function is None else register(function)
+
+    def use(self, client: Any) -> None:
+        """Tasks enqueue through `client` when a call passes none (`send.enqueue(to=...)`)."""
+        self.default_client = client
+
+    def tasks(self) -> list[Task]:
+        return [self._tasks[name] for name in sorted(self._tasks)]
 
     def handler(self, job_type: str) -> Callable[[F], F]:
         def register(function: F) -> F:
@@ -126,6 +228,7 @@ class Registry:
         """Add another registry's handlers; a later app overrides a built-in of the same name."""
         self._handlers.update(other._handlers)
         self._schedules.update(other._schedules)
+        self._tasks.update(other._tasks)
 
     def types(self) -> list[str]:
         return sorted(self._handlers)

@@ -54,6 +54,9 @@ class JobOut(BaseModel):
     unique_key: str | None
     schedule: str | None
     schedule_tick: str | None
+    progress: float | None = Field(description="What the handler last reported, 0 to 1")
+    progress_message: str | None
+    meta: dict[str, Any] | None = Field(description="The handler's metadata (and snoozes)")
     errors: list[ErrorOut] | None = Field(
         default=None, description="The error history (GET /jobs/{id} only)"
     )

@@ -10,11 +10,11 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from durableq.core.history import MinuteCount, RollupReport
 from durableq.core.jobs import ClaimedJob, Job, JobError, JobStatus, NewJob
-from durableq.core.outcomes import Finish
+from durableq.core.outcomes import Finish, Progress
 from durableq.core.queues import QueueInfo, Rate
 from durableq.core.schedules import Schedule, ScheduleInfo
 from durableq.core.uniqueness import Enqueued
@@ -42,6 +42,12 @@ class Store(Protocol):
     def enqueue(self, job: NewJob, now: datetime) -> int: ...
     def enqueue_many(self, jobs: Sequence[NewJob], now: datetime) -> Enqueued:
         """All or nothing, in one transaction; ids in the order given."""
+        ...
+
+    def enqueue_within(
+        self, connection: Connection, jobs: Sequence[NewJob], now: datetime
+    ) -> Enqueued:
+        """In the caller's open transaction on this database: committed with it, or not."""
         ...
 
     # -- workers --------------------------------------------------------------------------
@@ -79,6 +85,10 @@ class Store(Protocol):
     def poll_cancel_requests(
         self, worker_id: str, tokens: Mapping[int, str]
     ) -> HeartbeatReport: ...
+    def record_progress(self, updates: Sequence[Progress], now: datetime) -> list[int]:
+        """Save running handlers' reports; returns the ids no longer theirs."""
+        ...
+
     def register_worker(self, worker: WorkerInfo) -> None: ...
     def unregister_worker(self, worker_id: str) -> None: ...
 

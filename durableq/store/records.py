@@ -129,6 +129,9 @@ def job_from_row(row: Any) -> Job:
         unique_key=row.unique_key,
         schedule=row.schedule,
         schedule_tick=row.schedule_tick,
+        progress=row.progress,
+        progress_message=row.progress_message,
+        meta=payloads.decode(row.meta),
     )
 
 

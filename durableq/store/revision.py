@@ -4,5 +4,5 @@ A test holds it equal to the Alembic scripts' head, so the check before every co
 load Alembic.
 """
 
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 VERSION_TABLE = "alembic_version"

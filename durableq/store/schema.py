@@ -108,6 +108,10 @@ class JobRow(Base):
     unique_states: Mapped[int | None] = mapped_column(Integer, comment="bit per status")
     schedule: Mapped[str | None] = mapped_column(String(200))
     schedule_tick: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Revision 0006: what a running handler reports (ctx.report_progress, ctx.update_meta).
+    progress: Mapped[float | None] = mapped_column(Float, comment="0 to 1")
+    progress_message: Mapped[str | None] = mapped_column(Text)
+    meta: Mapped[str | None] = mapped_column(Text, comment="JSON object")
 
     __table_args__ = (
         CheckConstraint(f"status IN ({_STATUSES})", name="status"),

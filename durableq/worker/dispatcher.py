@@ -23,7 +23,7 @@ from typing import TypeVar
 from durableq.core.config import Settings
 from durableq.core.errors import DatabaseError
 from durableq.core.jobs import Action, ClaimedJob, JobStatus
-from durableq.core.outcomes import Finish, Outcome, resolve
+from durableq.core.outcomes import Finish, Outcome, Progress, resolve
 from durableq.store.api import Store
 from durableq.store.changes import SAFETY_RECHECK, ChangeWatcher
 from durableq.worker.doorbell import Doorbell
@@ -37,6 +37,7 @@ T = TypeVar("T")
 SHUTDOWN_GRACE = 2.0
 BUSY_BACKOFF_MAX = 2.0
 RETRY_MARGIN = 0.002  # wake just after a retry falls due, never just before
+WAKE_FOR = frozenset({Action.RETRY_LATER, Action.SNOOZE})  # due again later: wake then
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,24 @@ class Dispatcher:
         for execution in executions:
             execution.lease_until(until)
         self.last_renewal = max(self.last_renewal, at_mono)
+
+    def reports_due(self, now_mono: float) -> list[Progress]:
+        """What running handlers reported since their last save, for the progress saver."""
+        with self._running_lock:
+            executions = list(self._running.values())
+        due = []
+        for execution in executions:
+            report = execution.reporting.due(now_mono)
+            if report is not None:
+                due.append(Progress(execution.job.id, execution.job.lease_token, report))
+        return due
+
+    def reports_unsaved(self, updates: Sequence[Progress]) -> None:
+        with self._running_lock:
+            executions = [self._running.get(update.job_id) for update in updates]
+        for execution in executions:
+            if execution is not None:
+                execution.reporting.unsaved()
 
     def hurry_at(self) -> float | None:
         """From when a renewal should wait for the write lock ahead of everyone else: once the
@@ -298,7 +317,7 @@ class Dispatcher:
         stale_ids = set(stale)
         now, now_mono = self.clock(), time.monotonic()
         for finish, _ in batch:
-            if finish.action is Action.RETRY_LATER and finish.run_at is not None:
+            if finish.action in WAKE_FOR and finish.run_at is not None:
                 wait = max(0.0, (finish.run_at - now).total_seconds())
                 heapq.heappush(self._retries, now_mono + wait + RETRY_MARGIN)
         for finish, outcome in batch:

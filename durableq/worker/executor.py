@@ -16,8 +16,10 @@ from typing import Any
 from durableq.core.jobs import ClaimedJob
 from durableq.core.outcomes import Outcome, OutcomeKind
 from durableq.core.payloads import encode
+from durableq.handlers.outcomes import Cancel, Fail, RetryIn, Snooze
 from durableq.handlers.registry import JobContext, Registry, is_async
 from durableq.worker.leases import FOREVER, StopSignal
+from durableq.worker.reporting import Reporting
 
 log = logging.getLogger("durableq.worker")
 
@@ -49,9 +51,14 @@ class Execution:
     reason: StopReason | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     cancelled: StopSignal = field(init=False)
+    reporting: Reporting = field(init=False)
 
     def __post_init__(self) -> None:
         self.cancelled = StopSignal(on_lapse=self._lapsed)
+        self.reporting = Reporting(self.job.id, self.job.meta, self._lost)
+
+    def _lost(self) -> bool:
+        return self.reason is StopReason.LOST
 
     @property
     def deadline(self) -> float | None:
@@ -116,12 +123,15 @@ class Executor:
             logger=log.getChild(job.type),
             timeout=job.timeout,
             cancelled=execution.cancelled,
+            reporter=execution.reporting,
         )
         try:
             if is_async(handler):
                 value = self._run_async(handler, context, job.payload, execution)
             else:
                 value = handler(context, job.payload)
+        except (Snooze, RetryIn, Fail, Cancel) as told:
+            return self._told(execution, told)
         except BaseException as error:  # a handler's SystemExit must not stop the worker
             return self._raised(execution, error)
         try:
@@ -133,6 +143,22 @@ class Executor:
                 error=f"the handler returned a result that is not JSON-serialisable: {error}",
             )
         return self._outcome(execution, OutcomeKind.SUCCEEDED, result_json=result_json)
+
+    def _told(self, execution: Execution, told: Snooze | RetryIn | Fail | Cancel) -> Outcome:
+        """The handler chose how its attempt ends (handlers/outcomes.py)."""
+        if isinstance(told, Snooze):
+            execution.reporting.count("snoozes")
+            return self._outcome(execution, OutcomeKind.SNOOZED, delay=told.seconds)
+        if isinstance(told, RetryIn):
+            return self._outcome(
+                execution, OutcomeKind.RETRY_IN, error=str(told), delay=told.seconds
+            )
+        if isinstance(told, Cancel):
+            if told.reason:
+                execution.reporting.note("cancel_reason", told.reason)
+            return self._outcome(execution, OutcomeKind.CANCELED)
+        kind = OutcomeKind.RAISED if told.retry else OutcomeKind.GAVE_UP
+        return self._outcome(execution, kind, error=f"Fail: {told.reason}")
 
     def _raised(self, execution: Execution, error: BaseException) -> Outcome:
         return self._outcome(
@@ -150,6 +176,7 @@ class Executor:
         result_json: str | None = None,
         error: str | None = None,
         trace: str | None = None,
+        delay: float | None = None,
     ) -> Outcome:
         duration = time.monotonic() - execution.started
         reason = execution.reason
@@ -169,6 +196,8 @@ class Executor:
             result_json=result_json,
             error=_storable(error),
             traceback=_storable(trace),
+            delay=delay,
+            report=execution.reporting.final(),
         )
 
     def _run_async(

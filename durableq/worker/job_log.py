@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from durableq.core.jobs import ClaimedJob, JobStatus
+from durableq.core.jobs import Action, ClaimedJob, JobStatus
 from durableq.core.outcomes import Finish, Outcome
 from durableq.worker.events import Event, JobFinished, JobStarted
 
@@ -69,6 +69,8 @@ def log_finish(finish: Finish, outcome: Outcome | None, stale: bool, now: dateti
 
 
 def _event_name(finish: Finish) -> str:
+    if finish.action is Action.SNOOZE:
+        return "snoozed"
     if finish.status is JobStatus.PENDING:
         return "released" if finish.attempt_delta < 0 else "failed"
     return finish.status.value

@@ -5,6 +5,7 @@
 - Rescuer (leader only): jobs whose worker died go back to pending, or fail.
 - Pruner (leader only): delete finished jobs past their retention.
 - Reaper (leader only): forget workers that stopped beating long ago.
+- ProgressSaver (every daemon): save what running handlers reported, about once a second.
 - Rollup (services/rollup.py, leader only): add settled minutes to the throughput history.
 - Scheduler (services/scheduler.py, every daemon with schedules): fire recurring jobs' ticks.
 
@@ -22,6 +23,7 @@ from datetime import datetime, timedelta
 from durableq.core.builder import JobBuilder
 from durableq.core.config import Settings
 from durableq.core.jobs import JobStatus
+from durableq.core.outcomes import Progress
 from durableq.core.schedules import Schedule
 from durableq.store.api import HeartbeatReport, RescueReport, Store
 from durableq.worker.dispatcher import Dispatcher
@@ -38,6 +40,7 @@ log = logging.getLogger("durableq.worker")
 CANCEL_POLL_INTERVAL = 0.5
 PRUNE_INTERVAL = 60.0
 PRUNE_BATCH = 500  # rows per transaction: a few milliseconds of the write lock at a time
+PROGRESS_INTERVAL = 0.5  # each job's reports are saved at most once a second (reporting.py)
 
 
 class Heartbeat:
@@ -93,6 +96,39 @@ class Heartbeat:
         if report.cancel_requested:
             dispatcher.stop_jobs(report.cancel_requested, StopReason.CANCELED)
         return report
+
+
+class ProgressSaver:
+    """Saves what running handlers reported (progress, metadata), each job at most about once
+    a second, in one transaction for all; a job whose lease went elsewhere is stopped."""
+
+    name = "progress"
+    leader_only = False
+    interval = PROGRESS_INTERVAL
+
+    def __init__(self, store: Store, dispatcher: Dispatcher) -> None:
+        self.store = store
+        self.dispatcher = dispatcher
+
+    def run_once(self, now: datetime) -> int:
+        updates = self.dispatcher.reports_due(time.monotonic())
+        if not updates:
+            return 0
+        try:
+            stale = self.store.record_progress(updates, now)
+        except BaseException:
+            self.dispatcher.reports_unsaved(updates)
+            raise
+        current = self.dispatcher.running_tokens()
+        lost = {i for i in stale if current.get(i) == _token(updates, i)}
+        if lost:
+            log.warning("lost the lease of job(s) %s while saving progress", sorted(lost))
+            self.dispatcher.stop_jobs(frozenset(lost), StopReason.LOST)
+        return len(updates) - len(stale)
+
+
+def _token(updates: Sequence[Progress], job_id: int) -> str:
+    return next(update.lease_token for update in updates if update.job_id == job_id)
 
 
 class Rescuer:
@@ -187,6 +223,7 @@ class Maintenance:
         self.pruner = Pruner(store, settings)
         self.reaper = Reaper(store, settings)
         self.rollup = Rollup(store, settings)
+        self.progress = ProgressSaver(store, dispatcher)
         # Not leader-only: a daemon fires the schedules it knows (see services/scheduler.py).
         self.scheduler = Scheduler(store, JobBuilder(settings, clock), schedules)
         self.runners = [
@@ -194,6 +231,7 @@ class Maintenance:
             ServiceRunner(
                 "upkeep",
                 [
+                    self.progress,
                     self.rescuer,
                     self.rollup,
                     self.pruner,

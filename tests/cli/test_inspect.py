@@ -45,6 +45,9 @@ EXTRA_JOB_KEYS = {
     "unique_key",
     "schedule",
     "schedule_tick",
+    "progress",
+    "progress_message",
+    "meta",
 }
 TIMESTAMP_KEYS = {"run_at", "created_at", "updated_at", "started_at", "finished_at"}
 STATUSES = ["pending", "running", "completed", "failed", "canceled"]
@@ -140,8 +143,11 @@ def test_list_table_is_aligned_with_relative_times_and_no_colour_off_a_terminal(
 
 def test_colour_only_when_asked_for(invoke: Invoke, seeded: Path) -> None:
     coloured = invoke(["jobs", "list"], seeded, color=True).stdout
-    assert ANSI.search(coloured)
-    assert click.unstyle(coloured) == invoke(["jobs", "list"], seeded).stdout
+    plain = invoke(["jobs", "list"], seeded).stdout
+    assert ANSI.search(coloured) and not ANSI.search(plain)
+    # The same table but for the colours; relative times ("1.6s ago") move between the calls.
+    ago = re.compile(r"[\d.]+(ms|s|m|h|d) ago")
+    assert ago.sub("ago", click.unstyle(coloured)) == ago.sub("ago", plain)
 
 
 def test_an_empty_list(invoke: Invoke, seeded: Path) -> None:
@@ -377,3 +383,25 @@ def test_every_documented_command_exists() -> None:
 
 def test_version(invoke: Invoke) -> None:
     assert invoke(["--version"]).stdout == f"durableq, version {__version__}\n"
+
+
+def test_show_prints_what_the_handler_reported(invoke: Invoke, tmp_path: Path) -> None:
+    from durableq.core.outcomes import Progress, Report
+
+    db = tmp_path / "reported.db"
+    with Client.open(str(db)) as client:
+        job_id = client.enqueue("import")
+        [claimed] = client.store.claim("w", (), 1, client.clock(), 30.0)
+        report = Report(progress=0.4, progress_message="row 40 of 100", meta_json='{"cursor": 40}')
+        client.store.record_progress(
+            [Progress(job_id, claimed.lease_token, report)], client.clock()
+        )
+    shown = invoke(["jobs", "show", str(job_id)], db).stdout
+    assert re.search(r"progress\s+40% row 40 of 100", shown), shown
+    assert re.search(r'meta\s+\{"cursor": 40\}', shown), shown
+    data = json.loads(invoke(["jobs", "show", str(job_id), "--json"], db).stdout)
+    assert (data["progress"], data["progress_message"], data["meta"]) == (
+        0.4,
+        "row 40 of 100",
+        {"cursor": 40},
+    )

@@ -38,6 +38,13 @@ def test_queues_list_show_pause_resume_and_limits(api: TestClient, client: Clien
         api.patch("/api/v1/queues/mail", json={"rate": "fast"}), 422, "invalid_input", "rate"
     )
     assert_problem(api.post("/api/v1/queues/my mail/pause"), 422, "invalid_input", "invalid queue")
+    # Found by schemathesis: a limit past 64 bits was an OverflowError, a 500.
+    assert_problem(
+        api.patch("/api/v1/queues/mail", json={"concurrency": 2**63}),
+        422,
+        "invalid_input",
+        "at most 2147483647",
+    )
 
 
 def test_workers_stats_and_schedules(api: TestClient, client: Client) -> None:

@@ -28,6 +28,7 @@ FINISH_ACTIONS = [
     Action.FAIL,
     Action.ACKNOWLEDGE_CANCEL,
     Action.RELEASE,
+    Action.SNOOZE,
 ]
 NOW = at(60)
 
@@ -77,7 +78,7 @@ def finish_for(action: Action, job_id: int, token: str) -> Finish:
         result_json='{"ok":true}' if action is Action.COMPLETE else None,
         error="RuntimeError: boom" if failed else None,
         traceback="Traceback ...\nRuntimeError: boom" if failed else None,
-        attempt_delta=-1 if action is Action.RELEASE else 0,
+        attempt_delta=-1 if action in (Action.RELEASE, Action.SNOOZE) else 0,
     )
 
 

@@ -282,6 +282,57 @@ def raises_surrogate(ctx, payload):
 """
 
 
+REPORTING_APP = b"""
+from durableq import Fail, Registry, RetryIn, Snooze
+
+registry = Registry()
+BAD = {
+    "snooze_soon": lambda ctx: Snooze("soon"),
+    "snooze_negative": lambda ctx: Snooze(-5),
+    "retry_in_nan": lambda ctx: RetryIn(float("nan")),
+    "progress_too_big": lambda ctx: ctx.report_progress(1.5),
+    "progress_a_word": lambda ctx: ctx.report_progress("half"),
+    "meta_a_list": lambda ctx: ctx.update_meta(["a"]),
+    "meta_not_json": lambda ctx: ctx.update_meta({"when": object()}),
+    "meta_too_big": lambda ctx: ctx.update_meta({"blob": "x" * 70000}),
+}
+
+
+@registry.handler("bad_report")
+def bad_report(ctx, payload):
+    told = BAD[payload["what"]](ctx)
+    if isinstance(told, Exception):
+        raise told
+"""
+
+
+def bad_reports_from_handlers(directory: Path, template: Path) -> None:
+    """Handlers that snooze or retry with a bad delay or report bad progress or metadata: each
+    fails its own attempt with one line saying what was wrong; the daemon goes on."""
+    (directory / "reporting.py").write_bytes(REPORTING_APP)
+    path = _seeded(directory, template)
+    expected = {
+        "snooze_soon": "invalid duration 'soon'",
+        "snooze_negative": "invalid delay -5",
+        "retry_in_nan": "invalid delay nan",
+        "progress_too_big": "invalid progress 1.5: use a fraction from 0 to 1",
+        "progress_a_word": "invalid progress 'half'",
+        "meta_a_list": "metadata must be a mapping with string keys",
+        "meta_not_json": "metadata must be JSON-serialisable",
+        "meta_too_big": "the job's metadata would pass 65536 bytes",
+    }
+    with Client.open(str(path)) as client:
+        ids = {w: client.enqueue("bad_report", {"what": w}, max_attempts=1) for w in expected}
+        after = client.enqueue("noop", priority=-1)
+    _run_burst(path, "reporting:registry", directory)
+    with Client.open(str(path)) as client:
+        assert client.get(after).status.value == "completed"
+        for what, says in expected.items():
+            job = client.get(ids[what])
+            error = job.last_error or ""
+            assert job.status.value == "failed" and says in error and "\n" not in error, error
+
+
 def _run_burst(path: Path, app: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     done = run_cli(["worker", "start", "--burst", "--app", app], path, cwd=cwd)
     assert done.returncode == 0, f"the daemon did not survive: {done.stderr}"
@@ -587,6 +638,19 @@ CASES: list[Case] = [
         stdin='{"type": "echo", "queue": "other"}\n{"type": "echo"}\n',
     ),
     CliCase("queue set, no option", ("queue", "set", "mail"), 2, "give at least one of"),
+    CliCase(
+        "queue concurrency past 32 bits",
+        ("queue", "set", "mail", "--concurrency", "2147483648"),
+        2,
+        "at most 2147483647; for no limit give none",
+    ),
+    LibraryCase(
+        "library: max_pending of 2**63 (was a 500 from the API)",
+        lambda c: c.set_queue("default", max_pending=2**63),
+        InvalidInput,
+        2,
+        "invalid max_pending 9223372036854775808: at most 2147483647",
+    ),
     CliCase(
         "queue concurrency not a number",
         ("queue", "set", "mail", "--concurrency", "lots"),
@@ -944,6 +1008,7 @@ CASES: list[Case] = [
     ),
     ScenarioCase("handler result not JSON-serialisable", unserialisable_result),
     ScenarioCase("undecodable text from handlers", undecodable_text_from_handlers),
+    ScenarioCase("bad outcomes and reports from handlers", bad_reports_from_handlers),
 ]
 assert len({case.name for case in CASES}) == len(CASES), "case names must be unique"
 

@@ -34,6 +34,7 @@ SPEC: dict[Action, tuple[set[JobStatus], set[JobStatus]]] = {
     Action.REQUEST_CANCEL: ({R}, {R}),
     Action.ACKNOWLEDGE_CANCEL: ({R}, {X}),
     Action.RELEASE: ({R}, {P}),
+    Action.SNOOZE: ({R}, {P}),
     Action.RESCUE: ({R}, {P, F}),
     Action.RETRY: ({F, X}, {P}),
     Action.PURGE: ({C, F, X}, set()),

@@ -13,8 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from durableq.core.errors import InvalidInput
-from durableq.core.queues import QueueInfo, Rate
+from durableq.core.queues import QueueInfo, Rate, check_limit
 from durableq.store.core.base import PENDING, RUNNING, CoreBase, J
 from durableq.store.records import UNSET
 from durableq.store.schema import (
@@ -68,9 +67,9 @@ class QueueOps(CoreBase):
     ) -> QueueInfo:
         values: dict[str, Any] = {"updated_at": now}
         if concurrency is not UNSET:
-            values["concurrency"] = _positive(concurrency, "concurrency")
+            values["concurrency"] = check_limit(concurrency, "concurrency")
         if max_pending is not UNSET:
-            values["max_pending"] = _positive(max_pending, "max_pending")
+            values["max_pending"] = check_limit(max_pending, "max_pending")
         if rate is not UNSET:
             values.update(
                 rate_count=None if rate is None else rate.count,
@@ -137,12 +136,6 @@ class QueueOps(CoreBase):
                 )
             )
         return result
-
-
-def _positive(value: int | None, what: str) -> int | None:
-    if value is not None and (isinstance(value, bool) or value < 1):
-        raise InvalidInput(f"invalid {what} {value!r}: give a positive number or None")
-    return value
 
 
 def _aware(value: Any) -> datetime:

@@ -40,6 +40,7 @@ from durableq.store.core.queues import QueueOps
 from durableq.store.core.reads import Reads
 from durableq.store.core.schedules import ScheduleOps
 from durableq.store.core.upkeep import Upkeep
+from durableq.store.engine import translate_errors
 from durableq.store.records import Turn
 from durableq.store.schema import UNIQUE_HELD, jobs_table
 
@@ -79,6 +80,16 @@ class CoreStore(Reads, Upkeep, QueueOps, LeadershipOps, ScheduleOps, HistoryOps)
 
     def enqueue(self, job: NewJob, now: datetime) -> int:
         return self.enqueue_many([job], now)[0]
+
+    def enqueue_within(
+        self, connection: Connection, jobs: Sequence[NewJob], now: datetime
+    ) -> Enqueued:
+        """Insert in the caller's own transaction (the outbox pattern): the jobs exist if and
+        only if that transaction commits; idle workers hear of them at its commit."""
+        with translate_errors(self.engine):
+            enqueued = self._insert_within(connection, jobs, now)
+            self._notify(connection)
+        return enqueued
 
     # -- workers --------------------------------------------------------------------------
 

@@ -8,8 +8,11 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Float,
+    Text,
     case,
     delete,
+    func,
     insert,
     literal,
     select,
@@ -21,6 +24,7 @@ from durableq.core.jobs import (
     JobStatus,
     check_transition,
 )
+from durableq.core.outcomes import Progress
 from durableq.store.core.base import (
     RUNNING,
     CoreBase,
@@ -77,6 +81,32 @@ class Upkeep(CoreBase):
             ).all()
         held = {row.id: (row.lease_token, bool(row.cancel_requested)) for row in rows}
         return running_report(held, tokens, None)
+
+    def record_progress(self, updates: Sequence[Progress], now: datetime) -> list[int]:
+        """Save what running handlers reported; returns the jobs no longer theirs (stale)."""
+        stale: list[int] = []
+        with self._write() as connection:
+            for item in updates:
+                report = item.report
+                updated = connection.execute(
+                    update(jobs_table)
+                    .where(
+                        J.id == item.job_id,
+                        J.status == literal(RUNNING),
+                        J.lease_token == item.lease_token,
+                    )
+                    .values(
+                        progress=func.coalesce(literal(report.progress, Float()), J.progress),
+                        progress_message=func.coalesce(
+                            literal(report.progress_message, Text()), J.progress_message
+                        ),
+                        meta=func.coalesce(literal(report.meta_json, Text()), J.meta),
+                        updated_at=now,
+                    )
+                ).rowcount
+                if not updated:
+                    stale.append(item.job_id)
+        return stale
 
     # -- maintenance ----------------------------------------------------------------------
 

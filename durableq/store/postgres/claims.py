@@ -53,7 +53,15 @@ class CoreClaims:
                 lease_expires_at=bindparam("expires", type_=UTCDateTime()),
             )
             .returning(
-                J.id, J.queue, J.type, J.payload, J.attempts, J.max_attempts, J.timeout, J.run_at
+                J.id,
+                J.queue,
+                J.type,
+                J.payload,
+                J.attempts,
+                J.max_attempts,
+                J.timeout,
+                J.run_at,
+                J.meta,
             )
         )
 
@@ -120,6 +128,7 @@ class _Steps:
                 timeout=row.timeout,
                 lease_token=self.token,
                 run_at=row.run_at,
+                meta=payloads.decode(row.meta),
             )
             for row in rows
         ]

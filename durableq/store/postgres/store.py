@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
+    Float,
     Integer,
     String,
     Text,
@@ -146,6 +147,11 @@ class PostgresStore(CoreStore):
                 run_at=func.coalesce(bindparam("run_at", type_=UTCDateTime()), J.run_at),
                 attempts=J.attempts + bindparam("attempt_delta", type_=Integer()),
                 updated_at=now,
+                progress=func.coalesce(bindparam("progress", type_=Float()), J.progress),
+                progress_message=func.coalesce(
+                    bindparam("progress_message", type_=Text()), J.progress_message
+                ),
+                meta=func.coalesce(bindparam("meta", type_=Text()), J.meta),
                 worker_id=None,
                 lease_token=None,
                 lease_expires_at=None,
@@ -177,6 +183,9 @@ class PostgresStore(CoreStore):
             "run_at": item.run_at,
             "attempt_delta": item.attempt_delta,
             "now": now,
+            "progress": item.report.progress,
+            "progress_message": item.report.progress_message,
+            "meta": item.report.meta_json,
         }
 
     def _record_errors(

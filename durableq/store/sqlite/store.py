@@ -159,6 +159,9 @@ class SqliteStore(CoreStore):
                     optional_timestamp(item.run_at),
                     item.attempt_delta,
                     stamp,
+                    item.report.progress,
+                    item.report.progress_message,
+                    item.report.meta_json,
                 ),
             ).rowcount
             if not updated:
@@ -204,17 +207,18 @@ class _Claim:
         token = self.token
         return [
             ClaimedJob(
-                id=job_id,
-                queue=queue,
-                type=job_type,
-                payload=json.loads(payload),
-                attempt=attempts,
-                max_attempts=max_attempts,
-                timeout=timeout,
+                id=row[0],
+                queue=row[1],
+                type=row[2],
+                payload=json.loads(row[3]),
+                attempt=row[4],
+                max_attempts=row[5],
+                timeout=row[6],
                 lease_token=token,
-                run_at=decode_timestamp(run_at),
+                run_at=decode_timestamp(row[7]),
+                meta=None if row[8] is None else json.loads(row[8]),
             )
-            for job_id, queue, job_type, payload, attempts, max_attempts, timeout, run_at in rows
+            for row in rows
         ]
 
 
