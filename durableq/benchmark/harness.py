@@ -81,9 +81,9 @@ class Bench:
             )
         return Process(name, popen, log_path)
 
-    def daemon(self, db: Path, concurrency: int, *, burst: bool) -> Process:
+    def daemon(self, db: Path, concurrency: int, *, burst: bool, pool: str = "thread") -> Process:
         args = ["-m", "durableq", "--db", str(db), "worker", "start"]
-        args += ["--concurrency", str(concurrency), "--log-level", "warning"]
+        args += ["--concurrency", str(concurrency), "--log-level", "warning", "--pool", pool]
         if burst:
             args.append("--burst")
         return self.spawn("daemon", args)

@@ -18,11 +18,19 @@ from durableq.benchmark.report import Report, Target, ms, number, rate
 from durableq.benchmark.timings import Run
 
 ENQUEUE_BATCH = 1_000
-# (daemons, --concurrency of each); the last is "two daemons" at the product's default.
-PROCESSING = ((1, 1), (1, 4), (1, 16), (2, 4))
+# (daemons, --concurrency of each, --pool); "two daemons" at the product's default, then the
+# process pool (handlers in reused child processes) at the same.
+PROCESSING = (
+    (1, 1, "thread"),
+    (1, 4, "thread"),
+    (1, 16, "thread"),
+    (2, 4, "thread"),
+    (1, 4, "process"),
+)
 DEPTH_CONCURRENCY = 4  # the product's default
 
 ONE_DAEMON = Target(">=", 10_000, " jobs/s")
+PROCESS_POOL = Target(">=", 2_000, " jobs/s")
 ENQUEUE_ONE = Target(">=", 3_000, " jobs/s")
 ENQUEUE_BATCHED = Target(">=", 100_000, " jobs/s")
 DEPTH = Target(">=", 90, "%")
@@ -138,25 +146,29 @@ def baseline(bench: Bench, sizes: Sizes, report: Report) -> float:
 
 
 def processing(bench: Bench, sizes: Sizes, report: Report, baseline_rate: float | None) -> None:
-    for daemons, concurrency in PROCESSING:
+    for daemons, concurrency, pool in PROCESSING:
         plural = "s" if daemons > 1 else ""
         label = f"{daemons} daemon{plural}, --concurrency {concurrency}"
+        label += " --pool process" if pool == "process" else ""
+        suffix = "_process" if pool == "process" else ""
         runs, walls = [], []
         for attempt in range(sizes.repeats):
-            db = bench.fresh(f"processing-{daemons}x{concurrency}-{attempt}", sizes.jobs)
+            name = f"processing-{daemons}x{concurrency}{suffix}-{attempt}"
+            db = bench.fresh(name, sizes.jobs)
             bench.progress(f"processing: {label}, {sizes.jobs:,} no-op jobs")
-            walls.append(run_burst(bench, db, daemons, concurrency, sizes.jobs))
+            walls.append(run_burst(bench, db, daemons, concurrency, sizes.jobs, pool))
             runs.append(timings.run_of(db))
         run = median_run(runs)
-        figures = {"daemons": daemons, "concurrency": concurrency, **_run_figures(run, runs)}
+        figures = {"daemons": daemons, "concurrency": concurrency, "pool": pool}
+        figures.update(_run_figures(run, runs))
         figures["wall_seconds"] = walls[runs.index(run)]
         result = _run_result(run, runs)
         if baseline_rate is not None:
             figures["vs_baseline"] = run.processing_rate / baseline_rate
             result += f", {figures['vs_baseline']:.2f}x bare sqlite3"
-        key = f"daemons{daemons}_concurrency{concurrency}"
+        key = f"daemons{daemons}_concurrency{concurrency}{suffix}"
         report.record("processing", key, figures)
-        target = ONE_DAEMON if daemons == 1 else None
+        target = PROCESS_POOL if pool == "process" else ONE_DAEMON if daemons == 1 else None
         report.row(
             "processing", label, result, target=target, figure=f"processing.{key}.jobs_per_s"
         )
@@ -166,12 +178,15 @@ def median_run(runs: list[Run]) -> Run:
     return sorted(runs, key=lambda run: run.processing_rate)[len(runs) // 2]
 
 
-def run_burst(bench: Bench, db: Path, daemons: int, concurrency: int, jobs: int) -> float:
+def run_burst(
+    bench: Bench, db: Path, daemons: int, concurrency: int, jobs: int, pool: str = "thread"
+) -> float:
     """Burst daemons on `db` until nothing is due; returns the wall time, start-up included."""
     started = time.perf_counter()
     with ExitStack() as stack:
         running = [
-            stack.enter_context(bench.daemon(db, concurrency, burst=True)) for _ in range(daemons)
+            stack.enter_context(bench.daemon(db, concurrency, burst=True, pool=pool))
+            for _ in range(daemons)
         ]
         for daemon in running:
             daemon.wait(finish_timeout(jobs))

@@ -88,6 +88,14 @@ def worker() -> None:
 )
 @api_options
 @click.option(
+    "--pool",
+    type=click.Choice(["thread", "process"]),
+    default="thread",
+    show_default=True,
+    help="Where handlers run: threads of the daemon, or child processes that a timeout or a "
+    "cancel can kill.",
+)
+@click.option(
     "--enable-shell",
     is_flag=True,
     help="Register the `shell` handler, which runs commands from payloads.",
@@ -111,6 +119,7 @@ def start(
     max_body: int,
     prefix: str,
     read_only: bool,
+    pool: str,
     enable_shell: bool,
 ) -> None:
     """Start a worker daemon: SIGTERM, SIGINT or SIGHUP drains it, a second one stops it at once."""
@@ -144,7 +153,12 @@ def start(
         burst=burst,
         queue_limits=tuple((name, n) for name, n in queues if n is not None),
     )
-    daemon = Worker(client, registry, options)
+    runner = None
+    if pool == "process":
+        from durableq.worker.pool import ProcessPool
+
+        runner = ProcessPool(apps, enable_shell, concurrency)
+    daemon = Worker(client, registry, options, runner=runner)
     daemon.install_signal_handlers()
     servers: list[ApiServer] = []
     try:

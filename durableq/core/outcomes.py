@@ -158,6 +158,20 @@ def _resolve(outcome: Outcome, now: datetime, backoff: Backoff, rng: random.Rand
     return failure(job, now, backoff, rng, outcome.error or "failed", outcome.traceback)
 
 
+def release(job: ClaimedJob, now: datetime) -> Finish:
+    """Give a job back unfinished (a handler that ignored a shutdown): the attempt not counted."""
+    return Finish(
+        job.id,
+        job.lease_token,
+        action=Action.RELEASE,
+        status=JobStatus.PENDING,
+        attempt=job.attempt,
+        finished=False,
+        run_at=now,
+        attempt_delta=-1,
+    )
+
+
 def failure(
     job: ClaimedJob,
     now: datetime,

@@ -18,7 +18,7 @@ from durableq.handlers.registry import Registry
 from durableq.store.api import WorkerInfo
 from durableq.worker.dispatcher import Dispatcher, WorkerOptions
 from durableq.worker.events import Draining, Events
-from durableq.worker.executor import Executor
+from durableq.worker.executor import Executor, Runner
 from durableq.worker.job_log import log_event
 from durableq.worker.maintenance import Maintenance
 
@@ -34,8 +34,11 @@ class Worker:
         registry: Registry,
         options: WorkerOptions,
         clock: Callable[[], datetime] = utc_now,
+        runner: Runner | None = None,
     ) -> None:
+        """`runner`: where handlers run; this process's threads unless given (a ProcessPool)."""
         self.client = client
+        self.runner = runner or Executor(registry)
         self.options = options
         self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         # What happens in the worker reaches logging (and later metrics) through this hook.
@@ -43,7 +46,7 @@ class Worker:
         self.events.subscribe(log_event)
         self.dispatcher = Dispatcher(
             client.store,
-            Executor(registry),
+            self.runner,
             client.settings,
             options,
             self.id,
@@ -93,6 +96,7 @@ class Worker:
         finally:
             watcher.close()
             self.maintenance.stop()
+            self.runner.close()
             try:
                 store.unregister_worker(self.id)
             except Exception as error:  # the row is pruned later anyway

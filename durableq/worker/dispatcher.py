@@ -16,20 +16,20 @@ import select
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
 from durableq.core.config import Settings
 from durableq.core.errors import DatabaseError
-from durableq.core.jobs import Action, ClaimedJob, JobStatus
-from durableq.core.outcomes import Finish, Outcome, Progress, resolve
+from durableq.core.jobs import Action, ClaimedJob
+from durableq.core.outcomes import Finish, Outcome, Progress, release, resolve
 from durableq.store.api import Store
 from durableq.store.changes import SAFETY_RECHECK, ChangeWatcher
 from durableq.worker.doorbell import Doorbell
 from durableq.worker.events import Events, JobFinished, JobStarted
-from durableq.worker.executor import Execution, Executor, StopReason
+from durableq.worker.executor import Execution, Runner, StopReason
 from durableq.worker.leases import Stamp
+from durableq.worker.options import WorkerOptions
 
 log = logging.getLogger("durableq.worker")
 T = TypeVar("T")
@@ -37,29 +37,15 @@ T = TypeVar("T")
 SHUTDOWN_GRACE = 2.0
 BUSY_BACKOFF_MAX = 2.0
 RETRY_MARGIN = 0.002  # wake just after a retry falls due, never just before
+LINGER_WINDOW = 0.005  # a turn lingers (Runner.linger) only when every running job is this new
 WAKE_FOR = frozenset({Action.RETRY_LATER, Action.SNOOZE})  # due again later: wake then
-
-
-@dataclass(frozen=True)
-class WorkerOptions:
-    concurrency: int = 4
-    queues: tuple[str, ...] = ()
-    shutdown_timeout: float = 30.0
-    burst: bool = False
-    # `--queue mail=4`: at most that many of the queue's jobs at once in this daemon.
-    queue_limits: tuple[tuple[str, int], ...] = ()
-
-    def described_queues(self) -> tuple[str, ...]:
-        """The queues as `--queue` took them: `mail=4` where this daemon limits one."""
-        limits = dict(self.queue_limits)
-        return tuple(f"{q}={limits[q]}" if q in limits else q for q in self.queues)
 
 
 class Dispatcher:
     def __init__(
         self,
         store: Store,
-        executor: Executor,
+        executor: Runner,
         settings: Settings,
         options: WorkerOptions,
         worker_id: str,
@@ -178,6 +164,7 @@ class Dispatcher:
                 now = time.monotonic()
                 wanted = backlog or changed or now >= next_poll or self.options.burst
                 if free > 0 and wanted and self._ready():
+                    free += self._linger()
                     claimed, held, wake_in = self._turn(free)
                     next_poll = now + self.settings.poll_interval
                     if wake_in is not None:  # a rate limit frees a start before the poll
@@ -196,6 +183,26 @@ class Dispatcher:
                 changed = self._idle_wait(watcher, next_poll, free - claimed > 0) or changed
         finally:
             self._drain()
+
+    def _linger(self) -> int:
+        """Jobs claimed together and quick to run finish close together, but not at once when
+        they run in other processes: when everything still running started under
+        LINGER_WINDOW ago, wait up to the runner's linger for it, so one commit saves them
+        all. Returns the slots that freed meanwhile."""
+        linger = self.executor.linger
+        if not linger or not self._unsaved or not self._running:
+            return 0
+        before = len(self._running)
+        deadline = time.monotonic() + linger
+        while self._running:
+            now = time.monotonic()
+            with self._running_lock:
+                oldest = min((ex.started for ex in self._running.values()), default=now)
+            if now >= deadline or now - oldest > LINGER_WINDOW:
+                break
+            self._wakeup.wait(deadline - now)
+            self._collect()
+        return before - len(self._running)
 
     def _idle(self) -> bool:
         return not self._running and not self._done and not self._unsaved
@@ -383,14 +390,7 @@ class Dispatcher:
         for execution in stuck:
             job = execution.job
             log.warning("job %s: handler did not stop; releasing the job", job.id)
-            release = Finish(
-                job_id=job.id,
-                lease_token=job.lease_token,
-                action=Action.RELEASE,
-                status=JobStatus.PENDING,
-                attempt=job.attempt,
-                finished=False,
-                run_at=self.clock(),
-                attempt_delta=-1,
-            )
-            self._unsaved.append((release, None))
+            self._unsaved.append((release(job, self.clock()), None))
+
+
+__all__ = ["Dispatcher", "WorkerOptions"]  # WorkerOptions lives in options.py; kept importable here

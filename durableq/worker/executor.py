@@ -11,10 +11,10 @@ import traceback
 from concurrent import futures
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from durableq.core.jobs import ClaimedJob
-from durableq.core.outcomes import Outcome, OutcomeKind
+from durableq.core.outcomes import Outcome, OutcomeKind, Report
 from durableq.core.payloads import encode
 from durableq.handlers.outcomes import Cancel, Fail, RetryIn, Snooze
 from durableq.handlers.registry import JobContext, Registry, is_async
@@ -91,23 +91,49 @@ class Execution:
         self.cancelled.set()
 
 
+class Runner(Protocol):
+    """Runs executions: the Executor in this process's threads, or pool.ProcessPool."""
+
+    # How long a turn may wait for quick jobs still running to finish too (dispatcher.py).
+    linger: float
+
+    def run(self, execution: Execution) -> Outcome: ...
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What running the handler did, before the worker's own stop reason is applied: the part
+    a process-pool child sends back to its parent (pool.py)."""
+
+    kind: OutcomeKind
+    result_json: str | None = None
+    error: str | None = None
+    trace: str | None = None
+    delay: float | None = None
+
+
 class Executor:
+    # Quick jobs in threads finish together anyway: a turn never waits for them.
+    linger = 0.0
+
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_lock = threading.Lock()
 
     def run(self, execution: Execution) -> Outcome:
+        lapsed = lapsed_before_start(execution)
+        return lapsed or outcome_of(execution, self.attempt(execution))
+
+    def close(self) -> None:
+        """Nothing to release: the handlers ran in this process's threads."""
+
+    def attempt(self, execution: Execution) -> Attempt:
         job = execution.job
-        if execution.cancelled.lapsed():
-            # Claimed, but the lease ran out before a slot could start it (a starved process):
-            # never start a handler on a lapsed lease; give the job back, attempt not counted.
-            log.warning("job %s: lease lapsed before its handler started; giving it back", job.id)
-            return Outcome(job=job, kind=OutcomeKind.INTERRUPTED, duration=0.0)
         handler = self.registry.get(job.type)
         if handler is None:
-            return self._outcome(
-                execution,
+            return Attempt(
                 OutcomeKind.RAISED,
                 error=(
                     f"no handler for job type {job.type!r}; register one with "
@@ -131,74 +157,17 @@ class Executor:
             else:
                 value = handler(context, job.payload)
         except (Snooze, RetryIn, Fail, Cancel) as told:
-            return self._told(execution, told)
+            return _told(execution, told)
         except BaseException as error:  # a handler's SystemExit must not stop the worker
-            return self._raised(execution, error)
+            return raised(error)
         try:
             result_json = None if value is None else encode(value)
         except (TypeError, ValueError, RecursionError) as error:
-            return self._outcome(
-                execution,
+            return Attempt(
                 OutcomeKind.RAISED,
                 error=f"the handler returned a result that is not JSON-serialisable: {error}",
             )
-        return self._outcome(execution, OutcomeKind.SUCCEEDED, result_json=result_json)
-
-    def _told(self, execution: Execution, told: Snooze | RetryIn | Fail | Cancel) -> Outcome:
-        """The handler chose how its attempt ends (handlers/outcomes.py)."""
-        if isinstance(told, Snooze):
-            execution.reporting.count("snoozes")
-            return self._outcome(execution, OutcomeKind.SNOOZED, delay=told.seconds)
-        if isinstance(told, RetryIn):
-            return self._outcome(
-                execution, OutcomeKind.RETRY_IN, error=str(told), delay=told.seconds
-            )
-        if isinstance(told, Cancel):
-            if told.reason:
-                execution.reporting.note("cancel_reason", told.reason)
-            return self._outcome(execution, OutcomeKind.CANCELED)
-        kind = OutcomeKind.RAISED if told.retry else OutcomeKind.GAVE_UP
-        return self._outcome(execution, kind, error=f"Fail: {told.reason}")
-
-    def _raised(self, execution: Execution, error: BaseException) -> Outcome:
-        return self._outcome(
-            execution,
-            OutcomeKind.RAISED,
-            error=f"{type(error).__name__}: {error}",
-            trace="".join(traceback.format_exception(error)),
-        )
-
-    def _outcome(
-        self,
-        execution: Execution,
-        kind: OutcomeKind,
-        *,
-        result_json: str | None = None,
-        error: str | None = None,
-        trace: str | None = None,
-        delay: float | None = None,
-    ) -> Outcome:
-        duration = time.monotonic() - execution.started
-        reason = execution.reason
-        if reason is StopReason.CANCELED:
-            kind, error, trace = OutcomeKind.CANCELED, None, None
-        elif reason is StopReason.SHUTDOWN:
-            kind, error, trace = OutcomeKind.INTERRUPTED, None, None
-        elif reason is StopReason.LAPSED and kind is not OutcomeKind.SUCCEEDED:
-            kind, error, trace = OutcomeKind.LAPSED, LAPSED_ERROR, None
-        elif reason is StopReason.TIMED_OUT:
-            kind = OutcomeKind.TIMED_OUT
-            error = f"timed out after {execution.job.timeout:g}s" + (f" ({error})" if error else "")
-        return Outcome(
-            job=execution.job,
-            kind=kind,
-            duration=duration,
-            result_json=result_json,
-            error=_storable(error),
-            traceback=_storable(trace),
-            delay=delay,
-            report=execution.reporting.final(),
-        )
+        return Attempt(OutcomeKind.SUCCEEDED, result_json=result_json)
 
     def _run_async(
         self, handler: Any, context: JobContext, payload: dict[str, Any], execution: Execution
@@ -222,6 +191,64 @@ class Executor:
                 ).start()
                 self._loop = loop
             return self._loop
+
+
+def lapsed_before_start(execution: Execution) -> Outcome | None:
+    """Claimed, but the lease ran out before a slot could start it (a starved process): never
+    start a handler on a lapsed lease; give the job back, attempt not counted."""
+    if not execution.cancelled.lapsed():
+        return None
+    log.warning("job %s: lease lapsed before its handler started; giving it back", execution.job.id)
+    return Outcome(job=execution.job, kind=OutcomeKind.INTERRUPTED, duration=0.0)
+
+
+def _told(execution: Execution, told: Snooze | RetryIn | Fail | Cancel) -> Attempt:
+    """The handler chose how its attempt ends (handlers/outcomes.py)."""
+    if isinstance(told, Snooze):
+        execution.reporting.count("snoozes")
+        return Attempt(OutcomeKind.SNOOZED, delay=told.seconds)
+    if isinstance(told, RetryIn):
+        return Attempt(OutcomeKind.RETRY_IN, error=str(told), delay=told.seconds)
+    if isinstance(told, Cancel):
+        if told.reason:
+            execution.reporting.note("cancel_reason", told.reason)
+        return Attempt(OutcomeKind.CANCELED)
+    kind = OutcomeKind.RAISED if told.retry else OutcomeKind.GAVE_UP
+    return Attempt(kind, error=f"Fail: {told.reason}")
+
+
+def raised(error: BaseException) -> Attempt:
+    return Attempt(
+        OutcomeKind.RAISED,
+        error=f"{type(error).__name__}: {error}",
+        trace="".join(traceback.format_exception(error)),
+    )
+
+
+def outcome_of(execution: Execution, attempt: Attempt, report: Report | None = None) -> Outcome:
+    """The outcome of an attempt, given why the worker stopped it (if it did): a cancel, a
+    shutdown, a lapsed lease or a timeout outranks what the handler did."""
+    kind, error, trace = attempt.kind, attempt.error, attempt.trace
+    reason = execution.reason
+    if reason is StopReason.CANCELED:
+        kind, error, trace = OutcomeKind.CANCELED, None, None
+    elif reason is StopReason.SHUTDOWN:
+        kind, error, trace = OutcomeKind.INTERRUPTED, None, None
+    elif reason is StopReason.LAPSED and kind is not OutcomeKind.SUCCEEDED:
+        kind, error, trace = OutcomeKind.LAPSED, LAPSED_ERROR, None
+    elif reason is StopReason.TIMED_OUT:
+        kind = OutcomeKind.TIMED_OUT
+        error = f"timed out after {execution.job.timeout:g}s" + (f" ({error})" if error else "")
+    return Outcome(
+        job=execution.job,
+        kind=kind,
+        duration=time.monotonic() - execution.started,
+        result_json=attempt.result_json,
+        error=_storable(error),
+        traceback=_storable(trace),
+        delay=attempt.delay,
+        report=execution.reporting.final() if report is None else report,
+    )
 
 
 def _storable(text: str | None) -> str | None:

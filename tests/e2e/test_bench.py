@@ -116,7 +116,8 @@ def test_every_job_enqueued_was_processed(quick: QuickRun) -> None:
         "memory": sections["memory"]["daemon"],
         **{f"processing {key}": run for key, run in sections["processing"].items()},
     }
-    assert len(sections["processing"]) == 4  # concurrency 1, 4, 16, and two daemons
+    # concurrency 1, 4, 16, two daemons, and the process pool
+    assert len(sections["processing"]) == 5
     for name, run in runs.items():
         assert run["processed"] == run["jobs"], name
         if "enqueued" in run:  # the producer process's own count
@@ -170,6 +171,7 @@ def test_targets_are_reported_next_to_the_figures_they_judge(quick: QuickRun) ->
         "enqueue.single.jobs_per_s",
         "enqueue.batched.jobs_per_s",
         "processing.daemons1_concurrency4.jobs_per_s",
+        "processing.daemons1_concurrency4_process.jobs_per_s",
         "idle.pickup.latency_ms.p50",
         "idle.pickup.latency_ms.p99",
         "idle.cpu.percent_of_core",

@@ -805,6 +805,13 @@ CASES: list[Case] = [
         "serve with a relative prefix", ("serve", "--prefix", "ops"), 2, "invalid --prefix 'ops'"
     ),
     CliCase("serve with a prefix under /api", ("serve", "--prefix", "/api/x"), 2, "not under /api"),
+    CliCase("worker with an unknown pool", ("worker", "start", "--pool", "fork"), 2, "'fork'"),
+    CliCase(
+        "process pool with an app the children cannot import",
+        ("worker", "start", "--pool", "process", "--app", "no_such_app:registry", "--burst"),
+        2,
+        "cannot import 'no_such_app'",
+    ),
     ScenarioCase("serve on a port in use", lambda d, t: _port_taken(d, t, ("serve",))),
     ScenarioCase(
         "worker --http on a port in use",
