@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from durableq.client import Client
 from durableq.core.errors import DurableqError
@@ -28,6 +29,8 @@ def matching_ids(
     queues: Sequence[str] = (),
     types: Sequence[str] = (),
     payload_contains: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
 ) -> Iterator[int]:
     """Every matching job's id, newest first, read PAGE at a time (keyset, so jobs that an
     action changes or deletes do not shift the pages)."""
@@ -38,6 +41,8 @@ def matching_ids(
             queues=queues,
             types=types,
             payload_contains=payload_contains,
+            created_after=created_after,
+            created_before=created_before,
             limit=PAGE,
             before_id=before,
         )

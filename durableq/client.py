@@ -185,10 +185,19 @@ class Client(JobBuilder):
         queues: Sequence[str] = (),
         types: Sequence[str] = (),
         payload_contains: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
         cap: int = 10_000,
     ) -> int:
         """How many jobs match, up to `cap` (a count scans: it stops there)."""
-        where = job_filter(statuses, queues, types, payload_contains=payload_contains)
+        where = job_filter(
+            statuses,
+            queues,
+            types,
+            created_after,
+            created_before,
+            payload_contains=payload_contains,
+        )
         return self.store.count_jobs(where, cap)
 
     def stats(self) -> Stats:

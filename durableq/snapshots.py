@@ -73,6 +73,11 @@ class Snapshot(Generic[T]):
         with self._lock:
             self._has_value = False
 
+    def ready(self) -> bool:
+        """A value has been read (a get will not wait)."""
+        with self._lock:
+            return self._has_value
+
     def age(self) -> float:
         return time.monotonic() - self._read_at
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import durableq
-from durableq.benchmark import http_api, latency, store, throughput
+from durableq.benchmark import dashboard, http_api, latency, store, throughput
 from durableq.benchmark.harness import Bench, Progress
 from durableq.benchmark.report import Report
 from durableq.core.errors import InvalidInput
@@ -29,6 +29,7 @@ SECTIONS = (
     "depth",
     "memory",
     "http",
+    "dashboard",
 )
 
 FULL = (
@@ -117,6 +118,7 @@ def run_benchmark(options: BenchOptions, progress: Progress) -> Report:
             "depth": lambda: throughput.depth(bench, sizes, report),
             "memory": lambda: latency.memory(bench, live, report),
             "http": lambda: http_api.http(bench, web, report),
+            "dashboard": lambda: dashboard.dashboard(bench, sizes, report),
         }
         for section in sections:
             steps[section]()

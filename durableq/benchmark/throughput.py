@@ -159,8 +159,8 @@ def processing(bench: Bench, sizes: Sizes, report: Report, baseline_rate: float 
             walls.append(run_burst(bench, db, daemons, concurrency, sizes.jobs, pool))
             runs.append(timings.run_of(db))
         run = median_run(runs)
-        figures = {"daemons": daemons, "concurrency": concurrency, "pool": pool}
-        figures.update(_run_figures(run, runs))
+        # The key says the pool ("_process"); every figure stays a number.
+        figures = {"daemons": daemons, "concurrency": concurrency, **_run_figures(run, runs)}
         figures["wall_seconds"] = walls[runs.index(run)]
         result = _run_result(run, runs)
         if baseline_rate is not None:

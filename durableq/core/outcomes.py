@@ -114,27 +114,11 @@ def _resolve(outcome: Outcome, now: datetime, backoff: Backoff, rng: random.Rand
             result_json=outcome.result_json,
         )
     if outcome.kind is OutcomeKind.INTERRUPTED:
-        return Finish(
-            job.id,
-            job.lease_token,
-            action=Action.RELEASE,
-            status=JobStatus.PENDING,
-            attempt=job.attempt,
-            finished=False,
-            run_at=now,
-            attempt_delta=-1,
-        )
+        return release(job, now)
     if outcome.kind is OutcomeKind.SNOOZED:
-        return Finish(
-            job.id,
-            job.lease_token,
-            action=Action.SNOOZE,
-            status=JobStatus.PENDING,
-            attempt=job.attempt,
-            finished=False,
-            run_at=now + timedelta(seconds=outcome.delay or 0.0),
-            attempt_delta=-1,
-        )
+        # As a release (the attempt given back), but due again after the handler's delay.
+        later = now + timedelta(seconds=outcome.delay or 0.0)
+        return replace(release(job, later), action=Action.SNOOZE)
     if outcome.kind is OutcomeKind.GAVE_UP:
         return Finish(
             job.id,

@@ -118,7 +118,8 @@ def _act(client: Client, action: str) -> Callable[[int], object]:
 def _matching(client: Client, form: dict[str, list[str]]) -> Iterator[int]:
     """Every job the page's filter matches (the form carries it as hidden fields)."""
     chosen = [name for name in STATUSES if name in form.get("status", [])]
-    filters = {key: _one(form, key).strip() for key in ("queue", "type", "q")}
+    keys = ("queue", "type", "q", "created_after", "created_before")
+    filters = {key: _one(form, key).strip() for key in keys}
     return matching_ids(client, **filter_keywords(chosen, filters))
 
 

@@ -74,14 +74,11 @@ def jobs(
     }
     selection = filter_keywords(chosen, filters)
     found_id = _id_in(client, filters["q"])
-    listed = client.jobs(
-        limit=PAGE_SIZE,
-        before_id=_page_start(before),
-        created_after=_local_time(created_after, "from"),
-        created_before=_local_time(created_before, "to"),
-        **selection,
-    )
-    matching = client.count_jobs(cap=MATCH_CAP, **selection)
+    listed = client.jobs(limit=PAGE_SIZE, before_id=_page_start(before), **selection)
+    if not before and len(listed) < PAGE_SIZE:
+        matching = len(listed)  # the whole filter fits on its first page: no second scan
+    else:
+        matching = client.count_jobs(cap=MATCH_CAP, **selection)
     next_before = str(listed[-1].id) if len(listed) == PAGE_SIZE else None
     current = {"status": chosen, **{k: v for k, v in filters.items() if v}}
 
@@ -146,13 +143,16 @@ def schedules(request: Request, client: ClientDep) -> HTMLResponse:
 
 
 def filter_keywords(chosen: list[str], filters: dict[str, str]) -> dict[str, Any]:
-    """The filter as Client.jobs/count_jobs keywords (search text that is an id is not)."""
+    """The filter as Client.jobs/count_jobs keywords (search text that is an id is not): the
+    list, its count and "all matching" actions all use exactly this."""
     text = filters["q"]
     return {
         "statuses": chosen,
         "queues": [filters["queue"]] if filters["queue"] else [],
         "types": [filters["type"]] if filters["type"] else [],
         "payload_contains": None if not text or text.isdigit() else text,
+        "created_after": _local_time(filters.get("created_after", ""), "from"),
+        "created_before": _local_time(filters.get("created_before", ""), "to"),
     }
 
 

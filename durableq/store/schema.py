@@ -305,6 +305,14 @@ class RollupRow(Base):
 # The rollup counts failed attempts per minute by this (its own range, like finished_at's).
 Index("ix_job_errors_failed_at", JobErrorRow.failed_at)
 
+# Revision 0006: the failed and the canceled jobs, newest first, without a scan of a table of
+# completed ones (the dashboard's tabs, `jobs list --status failed`). Rows enter them only when
+# a job fails or is canceled: the hot path (claim, complete) never writes to them.
+FAILED_ONLY = text(f"status = '{JobStatus.FAILED.value}'")
+CANCELED_ONLY = text(f"status = '{JobStatus.CANCELED.value}'")
+Index("ix_jobs_failed", JobRow.id, sqlite_where=FAILED_ONLY, postgresql_where=FAILED_ONLY)
+Index("ix_jobs_canceled", JobRow.id, sqlite_where=CANCELED_ONLY, postgresql_where=CANCELED_ONLY)
+
 
 jobs_table: Table = JobRow.__table__  # type: ignore[assignment]
 job_errors_table: Table = JobErrorRow.__table__  # type: ignore[assignment]

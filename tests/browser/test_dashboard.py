@@ -6,6 +6,7 @@ makes the browser sign in first."""
 from __future__ import annotations
 
 import signal
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,13 @@ def test_every_page_opens_and_fits_desktop_and_phone(page: Any, served: Served) 
     client = seed(served.db)
     finish(client, completed=3, failed=1)
     client.cancel(6)
+    # Count this minute in the history now rather than once it settles, for the charts.
+    client.store.roll_up(client.clock() + timedelta(minutes=2), settle=0, keep=86400)
+    page.goto(served.base + "/")
+    charts = page.locator("figure.chart svg")
+    assert charts.count() == 3
+    assert page.locator("svg[data-chart=completed] rect.bar").count() == 1
+    assert "3 completed" in page.locator("svg[data-chart=completed] rect.bar title").text_content()
     for name, path in PAGES.items():
         response = page.goto(served.base + path)
         assert response.status == 200, (name, response.status)

@@ -33,6 +33,7 @@ SECTIONS = {
     "depth",
     "memory",
     "http",
+    "dashboard",
 }
 # Figures that may legitimately be zero or negative: memory can shrink, an idle daemon may not
 # have used a whole clock tick of CPU.
@@ -172,6 +173,8 @@ def test_targets_are_reported_next_to_the_figures_they_judge(quick: QuickRun) ->
         "enqueue.batched.jobs_per_s",
         "processing.daemons1_concurrency4.jobs_per_s",
         "processing.daemons1_concurrency4_process.jobs_per_s",
+        "dashboard.overview.median_ms",
+        "dashboard.jobs_search_payload.median_ms",
         "idle.pickup.latency_ms.p50",
         "idle.pickup.latency_ms.p99",
         "idle.cpu.percent_of_core",

@@ -106,3 +106,27 @@ def test_errors_are_pages_for_browsers_and_problems_for_programs(api: TestClient
     assert bad.status_code == 422 and "invalid page" in bad.text
     assert api.get("/jobs", params={"created_after": "soon"}, headers=HTML).status_code == 422
     assert api.get("/api/v1/jobs/99", headers=HTML).json()["code"] == "job_not_found"
+
+
+def test_all_matching_keeps_to_the_date_range_the_list_shows(
+    api: TestClient, client: Client
+) -> None:
+    """The list filtered by created date showed 2 jobs, but "all matching" canceled all 5: the
+    action (and the count shown before it) ignored the date fields."""
+    from sqlalchemy import text
+
+    ids = client.enqueue_many([{"type": "t"}] * 5)
+    with client.engine.begin() as connection:  # three old jobs, two of today
+        connection.execute(
+            text("UPDATE jobs SET created_at = '2026-01-01 00:00:00.000000' WHERE id <= :n"),
+            {"n": ids[2]},
+        )
+    listed = api.get("/jobs", params={"created_after": "2026-06-01T00:00"}, headers=HTML).text
+    assert "all 2 jobs matching this filter" in listed
+    api.post(
+        "/jobs/actions",
+        data={"action": "cancel", "scope": "matching", "created_after": "2026-06-01T00:00"},
+        headers=HTML,
+    )
+    statuses = [client.get(i).status.value for i in ids]
+    assert statuses == ["pending"] * 3 + ["canceled"] * 2
