@@ -26,6 +26,7 @@ from durableq.core.jobs import JobStatus
 from durableq.core.outcomes import Progress
 from durableq.core.schedules import Schedule
 from durableq.store.api import HeartbeatReport, RescueReport, Store
+from durableq.worker.clock_steps import ClockSteps
 from durableq.worker.dispatcher import Dispatcher
 from durableq.worker.events import Events
 from durableq.worker.executor import StopReason
@@ -55,11 +56,13 @@ class Heartbeat:
         dispatcher: Dispatcher,
         settings: Settings,
         clock: Callable[[], datetime],
+        clock_steps: ClockSteps | None = None,
     ) -> None:
         self.store = store
         self.dispatcher = dispatcher
         self.settings = settings
         self.clock = clock
+        self.clock_steps = clock_steps
         # Often enough to pass cancel requests on within half a second.
         self.interval = min(CANCEL_POLL_INTERVAL, settings.heartbeat_interval)
 
@@ -71,6 +74,8 @@ class Heartbeat:
     def run_once(self, now: datetime) -> HeartbeatReport:
         """Renew (reading the clock once the write lock is held) or only read the cancels."""
         now_mono = time.monotonic()
+        if self.clock_steps is not None:  # both clocks read together: no delay between them
+            self.clock_steps.observe(self.clock(), time.monotonic())
         dispatcher = self.dispatcher
         tokens = dispatcher.running_tokens()
         if self.due(now_mono):
@@ -137,12 +142,22 @@ class Rescuer:
     name = "rescuer"
     leader_only = True
 
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        clock_steps: ClockSteps | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.store = store
         self.settings = settings
         self.interval = settings.heartbeat_interval
+        self.monotonic = monotonic
+        self.clock_steps = clock_steps or clock_steps_for(settings)
 
     def run_once(self, now: datetime) -> RescueReport:
+        if self.clock_steps.holding(now, self.monotonic()):
+            return RescueReport()
         report = self.store.rescue_expired(now, self.settings.rescue_grace)
         if report.total:
             log.warning(
@@ -154,6 +169,11 @@ class Rescuer:
         if report.spared:
             log.info("left job(s) %s alone: leases ended, owners still beating", report.spared)
         return report
+
+
+def clock_steps_for(settings: Settings) -> ClockSteps:
+    # A step smaller than half the grace cannot make a live owner's lease look lapsed.
+    return ClockSteps(settings.rescue_grace / 2, hold=settings.lease)
 
 
 class Pruner:
@@ -217,9 +237,10 @@ class Maintenance:
         events: Events | None = None,
         schedules: Sequence[Schedule] = (),
     ) -> None:
-        self.heartbeat = Heartbeat(store, dispatcher, settings, clock)
+        steps = clock_steps_for(settings)
+        self.heartbeat = Heartbeat(store, dispatcher, settings, clock, steps)
         self.leadership = Leadership(store, dispatcher.worker_id, settings, clock)
-        self.rescuer = Rescuer(store, settings)
+        self.rescuer = Rescuer(store, settings, steps)
         self.pruner = Pruner(store, settings)
         self.reaper = Reaper(store, settings)
         self.rollup = Rollup(store, settings)
