@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from durableq.core.errors import (
     DatabaseBusy,
     DatabaseError,
+    DiskFull,
     DurableqError,
     HandlerNotFound,
     IdempotencyConflict,
@@ -35,6 +36,7 @@ __all__ = [
     "Client",
     "DatabaseBusy",
     "DatabaseError",
+    "DiskFull",
     "DurableqError",
     "Fail",
     "HandlerNotFound",

@@ -49,6 +49,10 @@ class DatabaseBusy(DatabaseError):
     """The write lock could not be had within the busy timeout."""
 
 
+class DiskFull(DatabaseError):
+    """The disk (or the database's size limit) is full: nothing was written."""
+
+
 class SchemaTooNew(DatabaseError):
     pass
 

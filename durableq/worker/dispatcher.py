@@ -30,6 +30,7 @@ from durableq.worker.events import Events, JobFinished, JobStarted
 from durableq.worker.executor import Execution, Runner, StopReason
 from durableq.worker.leases import Stamp
 from durableq.worker.options import WorkerOptions
+from durableq.worker.trouble import Trouble
 
 log = logging.getLogger("durableq.worker")
 T = TypeVar("T")
@@ -71,6 +72,7 @@ class Dispatcher:
         self._slots: list[threading.Thread] = []
         self._busy_delay = 0.0
         self._busy_until = 0.0
+        self._trouble = Trouble("worker")
         self._retries: list[float] = []  # when this worker's scheduled retries fall due
         self.last_renewal = time.monotonic()  # when the last committed renewal read the time
         self.processed = 0
@@ -340,9 +342,10 @@ class Dispatcher:
         except DatabaseError as error:
             self._busy_delay = min(BUSY_BACKOFF_MAX, max(0.05, self._busy_delay * 2))
             self._busy_until = time.monotonic() + self._busy_delay
-            log.warning("database unavailable, retrying in %.2fs: %s", self._busy_delay, error)
+            self._trouble.failed(error)
             return None
         self._busy_delay = 0.0
+        self._trouble.recovered()
         return result
 
     # -- shutting down --------------------------------------------------------------------

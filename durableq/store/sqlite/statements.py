@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from durableq.core.errors import DatabaseBusy, DatabaseError
+from durableq.core.errors import DatabaseBusy, DatabaseError, DiskFull
 from durableq.core.jobs import TRANSITIONS, Action, JobStatus, sources_of
 from durableq.core.outcomes import FINISH_ACTIONS
 from durableq.core.uniqueness import unique_held
@@ -195,6 +195,11 @@ def failure(message: str, where: str, operational: bool = False) -> DatabaseErro
         return DatabaseBusy(
             f"database {where} stayed locked past the busy timeout; retry, or raise "
             "DURABLEQ_BUSY_TIMEOUT"
+        )
+    if "database or disk is full" in lowered or "no space left" in lowered:
+        return DiskFull(
+            f"database {where}: the disk is full, nothing was written; free some space (or "
+            "move the database to a bigger disk) and retry"
         )
     if "file is not a database" in lowered:
         return DatabaseError(f"{where} is not a SQLite database; pass another --db")

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from durableq.core.errors import DatabaseError
 from durableq.worker.events import Events, ServiceRan
+from durableq.worker.trouble import Trouble
 
 log = logging.getLogger("durableq.worker")
 
@@ -54,6 +55,7 @@ class ServiceRunner:
         self.events = events
         self._schedule = [_Scheduled(service) for service in services]
         self._stop = threading.Event()
+        self._trouble: dict[str, Trouble] = {}
         self._thread = threading.Thread(target=self._run, name=f"durableq-{name}", daemon=True)
 
     def start(self) -> None:
@@ -81,14 +83,16 @@ class ServiceRunner:
 
     def _guarded(self, service: Service) -> object:
         started = time.monotonic()
+        trouble = self._trouble.setdefault(service.name, Trouble(service.name))
         try:
             report = service.run_once(self.clock())
         except DatabaseError as error:
-            log.warning("%s: database unavailable, will retry: %s", service.name, error)
+            trouble.failed(error)
             return error
         except Exception as error:  # a bug in one service must not stop the others
             log.exception("%s failed; retrying", service.name)
             return error
+        trouble.recovered()
         if self.events is not None:
             self.events.emit(ServiceRan(service.name, report, time.monotonic() - started))
         return report
