@@ -53,10 +53,10 @@ def nice_ceiling(value: float) -> float:
     if value <= 0:
         return 1.0
     power = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 5, 10):
+    for step in (1, 2, 5):
         if value <= step * power:
             return float(step * power)
-    return float(10 * power)  # pragma: no cover - the loop always returns
+    return float(10 * power)
 
 
 def bar_chart(

@@ -90,7 +90,6 @@ class Registry:
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
         self._schedules: dict[str, Schedule] = {}
-        self._tasks: dict[str, Task] = {}
         self.default_client: Any = None  # what tasks enqueue through when given none
 
     @overload
@@ -139,7 +138,6 @@ class Registry:
             made = Task(target, check_name("task name", job_type), options, self)
             JobBuilder(Settings()).new_job(made.name, {}, **options.as_keywords())
             self.register(made.name, made.handler())
-            self._tasks[made.name] = made
             return made
 
         return register if function is None else register(function)
@@ -147,9 +145,6 @@ class Registry:
     def use(self, client: Any) -> None:
         """Tasks enqueue through `client` when a call passes none (`send.enqueue(to=...)`)."""
         self.default_client = client
-
-    def tasks(self) -> list[Task]:
-        return [self._tasks[name] for name in sorted(self._tasks)]
 
     def handler(self, job_type: str) -> Callable[[F], F]:
         def register(function: F) -> F:
@@ -228,7 +223,6 @@ class Registry:
         """Add another registry's handlers; a later app overrides a built-in of the same name."""
         self._handlers.update(other._handlers)
         self._schedules.update(other._schedules)
-        self._tasks.update(other._tasks)
 
     def types(self) -> list[str]:
         return sorted(self._handlers)

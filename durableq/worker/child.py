@@ -26,7 +26,7 @@ from typing import Any
 
 from durableq.core.jobs import ClaimedJob
 from durableq.handlers.registry import JobCancelled, build_registry, is_async, load_registry
-from durableq.worker.executor import Attempt, Execution, Executor, StopReason, raised
+from durableq.worker.executor import Execution, Executor, StopReason, raised
 from durableq.worker.reporting import Reporting
 
 PARENT_CHECK = 0.2  # seconds between looks at whether the parent is still there
@@ -184,8 +184,6 @@ def main(argv: list[str]) -> int:
     Child(link, Executor(registry)).serve()
     return 0
 
-
-__all__ = ["Attempt", "main"]
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from durableq.core.builder import JobBuilder
 from durableq.core.config import Settings
 from durableq.core.jobs import JobStatus
-from durableq.core.outcomes import Progress
 from durableq.core.schedules import Schedule
 from durableq.store.api import HeartbeatReport, RescueReport, Store
 from durableq.worker.clock_steps import ClockSteps
@@ -75,7 +74,7 @@ class Heartbeat:
         """Renew (reading the clock once the write lock is held) or only read the cancels."""
         now_mono = time.monotonic()
         if self.clock_steps is not None:  # both clocks read together: no delay between them
-            self.clock_steps.observe(self.clock(), time.monotonic())
+            self.clock_steps.observe(self.clock(), now_mono)
         dispatcher = self.dispatcher
         tokens = dispatcher.running_tokens()
         if self.due(now_mono):
@@ -92,12 +91,7 @@ class Heartbeat:
             report = self.store.poll_cancel_requests(dispatcher.worker_id, tokens)
         else:
             return HeartbeatReport()
-        # Jobs that finished while the report was read are not lost, just done.
-        current = dispatcher.running_tokens()
-        lost = {job_id for job_id in report.lost if current.get(job_id) == tokens[job_id]}
-        if lost:
-            log.warning("lost the lease of job(s) %s; their outcomes will be dropped", sorted(lost))
-            dispatcher.stop_jobs(frozenset(lost), StopReason.LOST)
+        stop_lost(dispatcher, {job_id: tokens[job_id] for job_id in report.lost})
         if report.cancel_requested:
             dispatcher.stop_jobs(report.cancel_requested, StopReason.CANCELED)
         return report
@@ -124,16 +118,19 @@ class ProgressSaver:
         except BaseException:
             self.dispatcher.reports_unsaved(updates)
             raise
-        current = self.dispatcher.running_tokens()
-        lost = {i for i in stale if current.get(i) == _token(updates, i)}
-        if lost:
-            log.warning("lost the lease of job(s) %s while saving progress", sorted(lost))
-            self.dispatcher.stop_jobs(frozenset(lost), StopReason.LOST)
+        gone = set(stale)
+        stop_lost(self.dispatcher, {u.job_id: u.lease_token for u in updates if u.job_id in gone})
         return len(updates) - len(stale)
 
 
-def _token(updates: Sequence[Progress], job_id: int) -> str:
-    return next(update.lease_token for update in updates if update.job_id == job_id)
+def stop_lost(dispatcher: Dispatcher, held: Mapping[int, str]) -> None:
+    """These executions (job id -> the lease token they held) lost their leases: stop the ones
+    still running under that token. A job that finished meanwhile is not lost, just done."""
+    current = dispatcher.running_tokens()
+    lost = frozenset(job_id for job_id, token in held.items() if current.get(job_id) == token)
+    if lost:
+        log.warning("lost the lease of job(s) %s; their outcomes will be dropped", sorted(lost))
+        dispatcher.stop_jobs(lost, StopReason.LOST)
 
 
 class Rescuer:

@@ -215,10 +215,6 @@ class ProcessPool:
             threading.Thread(target=self._replace, daemon=True).start()
         return outcome
 
-    def pids(self) -> list[int]:
-        with self._lock:
-            return [child.pid for child in self._idle]
-
     def close(self) -> None:
         with self._lock:
             self._closed = True
@@ -246,6 +242,7 @@ class ProcessPool:
 
     def _replace(self) -> None:
         """A fresh child for a slot whose child was killed or died, started ahead of need."""
+        child: ChildProcess | None = None
         try:
             child = ChildProcess(self.apps, self.shell)
             child.wait_ready()
@@ -254,9 +251,9 @@ class ProcessPool:
             child = None
         with self._lock:
             self._starting -= 1
-            kept = child is not None and not self._closed and len(self._idle) < self.size
-            if kept:
-                self._idle.append(child)  # type: ignore[arg-type]
+            if child is not None and not self._closed and len(self._idle) < self.size:
+                self._idle.append(child)
+                child = None  # kept
             self._returned.notify_all()
-        if child is not None and not kept:
+        if child is not None:
             child.close()

@@ -59,8 +59,7 @@ class HistoryOps(CoreBase):
         cutoff = floor_minute(now - timedelta(seconds=settle))
         oldest = now - timedelta(seconds=keep)
         with self._read() as connection:
-            done = connection.execute(select(R.rolled_up_to).where(R.name == ROLLUP)).scalar()
-            done = UTCDateTime().process_result_value(done, self.engine.dialect)
+            done = self._watermark(connection)
             start = done if done is not None else self._first_minute(connection, oldest, cutoff)
         position, rows, minutes = start, 0, 0
         pending: list[MinuteCount] = []
@@ -74,7 +73,8 @@ class HistoryOps(CoreBase):
                 if not self._write_minutes(done, position, pending):
                     return RollupReport(minutes=minutes, rows=rows)  # another rollup did it
                 done, rows, pending = position, rows + len(pending), []
-        pruned = self._forget_before(floor_minute(oldest)) if keep > 0 else 0
+        # The retention's edge moves as the watermark does: nothing new to forget otherwise.
+        pruned = self._forget_before(floor_minute(oldest)) if keep > 0 and minutes else 0
         return RollupReport(rolled_up_to=done, minutes=minutes, rows=rows, pruned=pruned)
 
     def history(
@@ -91,7 +91,7 @@ class HistoryOps(CoreBase):
             query = query.where(M.queue.in_(list(queues)))
         with self._read() as connection:
             rows = connection.execute(query).all()
-            done = connection.execute(select(R.rolled_up_to).where(R.name == ROLLUP)).scalar()
+            done = self._watermark(connection)
         return [
             MinuteCount(
                 minute=_aware(row[0], self.engine.dialect),
@@ -103,9 +103,14 @@ class HistoryOps(CoreBase):
                 wait=float(row[4]),
             )
             for row in rows
-        ], UTCDateTime().process_result_value(done, self.engine.dialect)
+        ], done
 
     # -- parts ----------------------------------------------------------------------------
+
+    def _watermark(self, connection: Connection) -> datetime | None:
+        """Every minute before this is in the history (None: no rollup has run yet)."""
+        done = connection.execute(select(R.rolled_up_to).where(R.name == ROLLUP)).scalar()
+        return UTCDateTime().process_result_value(done, self.engine.dialect)
 
     def _first_minute(self, connection: Connection, oldest: datetime, cutoff: datetime) -> datetime:
         first_finish = connection.execute(

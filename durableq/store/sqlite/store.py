@@ -207,18 +207,28 @@ class _Claim:
         token = self.token
         return [
             ClaimedJob(
-                id=row[0],
-                queue=row[1],
-                type=row[2],
-                payload=json.loads(row[3]),
-                attempt=row[4],
-                max_attempts=row[5],
-                timeout=row[6],
+                id=job_id,
+                queue=queue,
+                type=job_type,
+                payload=json.loads(payload),
+                attempt=attempts,
+                max_attempts=max_attempts,
+                timeout=timeout,
                 lease_token=token,
-                run_at=decode_timestamp(row[7]),
-                meta=None if row[8] is None else json.loads(row[8]),
+                run_at=decode_timestamp(run_at),
+                meta=None if meta is None else json.loads(meta),
             )
-            for row in rows
+            for (
+                job_id,
+                queue,
+                job_type,
+                payload,
+                attempts,
+                max_attempts,
+                timeout,
+                run_at,
+                meta,
+            ) in rows
         ]
 
 
