@@ -28,7 +28,7 @@ from durableq.core.uniqueness import Enqueued, Unique
 from durableq.store import migrate
 from durableq.store.api import JobFilter, Leader, Stats, WorkerInfo, open_store
 from durableq.store.changes import wait_for_change
-from durableq.store.engine import enable_wal, make_engine, sqlite_path
+from durableq.store.engine import enable_wal, make_engine, removed_unless_prepared, sqlite_path
 from durableq.store.records import UNSET
 
 # The builder's names too: `from durableq.client import ...` is the library's one import.
@@ -54,7 +54,8 @@ class Client(JobBuilder):
             raise DatabaseError(f"no database at {path}; enqueue a job first or pass another --db")
         engine = make_engine(settings)
         try:
-            _prepare(engine, settings, create)
+            with removed_unless_prepared(path):
+                _prepare(engine, settings, create)
         except BaseException:
             engine.dispose()
             raise

@@ -12,7 +12,7 @@ from durableq.cli.app import app, db_option
 from durableq.core.config import Settings
 from durableq.core.errors import DatabaseError
 from durableq.store import migrate
-from durableq.store.engine import enable_wal, make_engine, sqlite_path
+from durableq.store.engine import enable_wal, make_engine, removed_unless_prepared, sqlite_path
 
 
 @click.group()
@@ -28,7 +28,8 @@ def _engine(settings: Settings, create: bool) -> Iterator[Engine]:
         raise DatabaseError(f"no database at {path}; run `durableq db upgrade` to create it")
     engine = make_engine(settings)
     try:
-        yield engine
+        with removed_unless_prepared(path if create else None):
+            yield engine
     finally:
         engine.dispose()
 

@@ -39,6 +39,33 @@ def sqlite_path(settings: Settings) -> Path | None:
     return Path(url.database)
 
 
+@contextmanager
+def removed_unless_prepared(path: Path | None) -> Iterator[None]:
+    """A SQLite file that preparing a database creates is removed again if preparing fails
+    before anything was written to it (a full disk, a read-only directory): a refused command
+    leaves no empty database behind, as it leaves any other database unchanged."""
+    existed = path is None or path.exists()
+    try:
+        yield
+    except DatabaseError:
+        if not existed and path is not None:
+            _remove_if_empty(path)
+        raise
+
+
+def _remove_if_empty(path: Path) -> None:
+    # Empty: nothing was written, so nobody (another process preparing it too) relies on it.
+    try:
+        if path.stat().st_size == 0:
+            path.unlink()
+            for suffix in ("-journal", "-wal", "-shm"):
+                sidecar = path.with_name(path.name + suffix)
+                if sidecar.exists() and sidecar.stat().st_size == 0:
+                    sidecar.unlink()
+    except OSError:
+        pass
+
+
 def _sqlite_engine(settings: Settings) -> Engine:
     path = sqlite_path(settings)
     if path is not None and not path.parent.is_dir():

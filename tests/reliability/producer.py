@@ -3,7 +3,9 @@
 
 It enqueues (forever, or COUNT jobs) and prints `ID TAG SEQ` only after enqueue returned,
 flushing each line, so every complete line on its stdout is an acknowledged job. MODE is `single`
-(one enqueue per job) or `batch` (enqueue_many of a few jobs, then one line per id). With
+(one enqueue per job), `batch` (enqueue_many of a few jobs, then one line per id) or `mixed`
+(one enqueue per job, in turn to the queue `limited`, to `default`, and as a unique job of queue
+`unique` whose twins are those with the same `key`, one of UNIQUE_KEYS). With
 SECONDS, each `record` job sleeps a share of it (0 to SECONDS, by its sequence number); with
 PAUSE, the producer sleeps that long between enqueues. An empty COUNT means forever.
 """
@@ -15,9 +17,11 @@ import sys
 import time
 from typing import Any
 
+from durableq import Unique
 from durableq.client import Client
 
 BATCH = 7
+UNIQUE_KEYS = 4
 SHARES = 5  # job n sleeps (n % SHARES) / (SHARES - 1) of SECONDS
 
 
@@ -41,6 +45,8 @@ def main(db: str, tag: str, mode: str, count: str = "", seconds: str = "", pause
             payloads = [payload(tag, seq + i, sleep) for i in range(size)]
             if mode == "batch":
                 ids = client.enqueue_many({"type": "record", "payload": p} for p in payloads)
+            elif mode == "mixed":
+                ids = [_mixed(client, seq, payloads[0])]
             else:
                 ids = [client.enqueue("record", payloads[0])]
             lines = "".join(
@@ -50,6 +56,16 @@ def main(db: str, tag: str, mode: str, count: str = "", seconds: str = "", pause
             sys.stdout.flush()
             if pause:
                 time.sleep(float(pause))
+
+
+def _mixed(client: Client, seq: int, made: dict[str, Any]) -> int:
+    turn = seq % 3
+    if turn == 0:
+        return client.enqueue("record", made, queue="limited")
+    if turn == 1:
+        return client.enqueue("record", made)
+    keyed = {**made, "key": seq % UNIQUE_KEYS}
+    return client.enqueue("record", keyed, queue="unique", unique=Unique(keys=("key",)))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from durableq import Registry, Unique
+from durableq import DiskFull, Registry, Unique
 from durableq.client import Client
 from durableq.core.errors import (
     DatabaseError,
@@ -122,6 +122,58 @@ def _read_only_directory(directory: Path, _template: Path) -> Path:
     return frozen / "durableq.db"
 
 
+# -- small disks of a case's own: read-only or full (mounting a tmpfs needs root) -------------
+
+DISK = "disk"  # the mount point in a case's directory
+
+
+def _mount_disk(directory: Path, size: str) -> Path:
+    mount = directory / DISK
+    mount.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    return mount
+
+
+def _fill(mount: Path) -> None:
+    descriptor = os.open(mount / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(descriptor, b"\0" * 4096)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def _on_read_only_filesystem(directory: Path, template: Path) -> Path:
+    """The seeded database on a filesystem mounted read-only (as after `mount -o remount,ro`)."""
+    mount = _mount_disk(directory, "16m")
+    path = copy_database(template, mount / "durableq.db")
+    subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+    return path
+
+
+def _on_full_disk(directory: Path, template: Path) -> Path:
+    mount = _mount_disk(directory, "16m")
+    path = copy_database(template, mount / "durableq.db")
+    _fill(mount)
+    return path
+
+
+def _missing_on_full_disk(directory: Path, _template: Path) -> Path:
+    mount = _mount_disk(directory, "1m")
+    _fill(mount)
+    return mount / "durableq.db"
+
+
 def _absence(path: Path) -> str:
     """No database file, journal or directory appeared."""
     made = [p.name for p in (path, *_sidecars(path), path.parent) if p.exists()]
@@ -147,6 +199,9 @@ DATABASES: Mapping[str, Database] = {
     "missing-directory": Database(_missing_directory, _absence),
     "read-only-file": Database(_read_only_file, file_hash),
     "read-only-directory": Database(_read_only_directory, _absence_in_existing_directory),
+    "read-only-filesystem": Database(_on_read_only_filesystem, file_hash),
+    "full-disk": Database(_on_full_disk, file_hash),
+    "missing-on-full-disk": Database(_missing_on_full_disk, _absence_in_existing_directory),
 }
 
 
@@ -173,12 +228,15 @@ def _thaw(path: Path) -> None:
 
 @contextmanager
 def _thawed_afterwards(directory: Path) -> Iterator[None]:
-    """Whatever a case froze is writable again afterwards, so that tmp_path can be deleted."""
+    """Whatever a case froze is writable again afterwards, and its disk unmounted, so that
+    tmp_path can be deleted."""
     try:
         yield
     finally:
         for frozen in (directory / "durableq.db", directory / "read-only"):
             _thaw(frozen)
+        if os.path.ismount(directory / DISK):
+            subprocess.run(["umount", "-l", str(directory / DISK)], check=False)
 
 
 # -- the three kinds of case -------------------------------------------------------------------
@@ -227,15 +285,17 @@ class LibraryCase:
 
     def run(self, directory: Path, template: Path) -> None:
         database = DATABASES[self.db]
-        path = database.make(directory, template)
-        before = database.fingerprint(path)
-        with pytest.raises(self.error) as raised, Client.open(str(path)) as client:
-            self.call(client)
+        with _thawed_afterwards(directory):
+            path = database.make(directory, template)
+            before = database.fingerprint(path)
+            with pytest.raises(self.error) as raised, Client.open(str(path)) as client:
+                self.call(client)
+            after = database.fingerprint(path)
         message = str(raised.value)
         assert raised.value.exit_code == self.code, (raised.value.exit_code, message)
         assert message.strip() and "\n" not in message, f"not one line: {message!r}"
         assert self.says in message, f"{self.says!r} not in {message!r}"
-        assert database.fingerprint(path) == before, f"{self.db} database changed"
+        assert after == before, f"{self.db} database changed"
 
 
 @dataclass(frozen=True)
@@ -559,6 +619,52 @@ CASES: list[Case] = [
         1,
         "cannot open database",
         db="read-only-directory",
+    ),
+    # read-only and full disks (issue 16)
+    *(
+        CliCase(
+            f"{' '.join(args)} on a read-only filesystem",
+            args,
+            1,
+            "is on a read-only filesystem",
+            db="read-only-filesystem",
+        )
+        for args in (
+            ("enqueue", "echo"),
+            ("jobs", "list"),
+            ("db", "upgrade"),
+            ("worker", "start", "--burst", "--app", RECORDER),
+        )
+    ),
+    *(
+        CliCase(f"{' '.join(args)} on a full disk", args, 1, "the disk is full", db="full-disk")
+        for args in (("enqueue", "echo"), ("stats",), ("queue", "pause", "mail"))
+    ),
+    *(
+        CliCase(
+            f"{' '.join(args)}, a new database on a full disk",
+            args,
+            1,
+            "the disk is full",
+            db="missing-on-full-disk",
+        )
+        for args in (("db", "upgrade"), ("enqueue", "echo"))
+    ),
+    LibraryCase(
+        "library: enqueue on a full disk",
+        lambda c: c.enqueue("echo"),
+        DiskFull,
+        1,
+        "free some space",
+        db="full-disk",
+    ),
+    LibraryCase(
+        "library: enqueue on a read-only filesystem",
+        lambda c: c.enqueue("echo"),
+        DatabaseError,
+        1,
+        "remount it read-write",
+        db="read-only-filesystem",
     ),
     # worker --app
     CliCase(

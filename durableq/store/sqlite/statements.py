@@ -7,6 +7,8 @@ of a CLI call's time.
 
 from __future__ import annotations
 
+import errno
+import os
 import random
 import sqlite3
 import time
@@ -196,10 +198,29 @@ def failure(message: str, where: str, operational: bool = False) -> DatabaseErro
             f"database {where} stayed locked past the busy timeout; retry, or raise "
             "DURABLEQ_BUSY_TIMEOUT"
         )
-    if "database or disk is full" in lowered or "no space left" in lowered:
+    full = "database or disk is full" in lowered or "no space left" in lowered
+    if full or ("i/o error" in lowered and _nearly_full(where)):
+        # A full disk shows as an I/O error when SQLite cannot grow its -shm file (tmpfs).
         return DiskFull(
             f"database {where}: the disk is full, nothing was written; free some space (or "
             "move the database to a bigger disk) and retry"
+        )
+    if _on_read_only_filesystem(where) and (
+        "readonly" in lowered
+        or "read-only" in lowered
+        or "i/o error" in lowered
+        or "unable to open" in lowered
+    ):
+        return DatabaseError(
+            f"database {where} is on a read-only filesystem, nothing was written; remount it "
+            "read-write and retry (a disk the kernel turned read-only after errors needs "
+            "repair first: see dmesg)"
+        )
+    if "disk i/o error" in lowered:
+        return DatabaseError(
+            f"database {where}: the disk reported an I/O error, the write was not acknowledged "
+            "(a failing disk, or a filesystem the kernel is turning read-only: see dmesg); "
+            "repair the disk and retry"
         )
     if "file is not a database" in lowered:
         return DatabaseError(f"{where} is not a SQLite database; pass another --db")
@@ -216,6 +237,38 @@ def failure(message: str, where: str, operational: bool = False) -> DatabaseErro
     if operational and "connection" in lowered:
         return DatabaseError(f"cannot connect to database {where}: {_first_line(message)}")
     return DatabaseError(f"database error on {where}: {_first_line(message)}")
+
+
+FULL_BELOW = 1 << 20  # bytes free under which an I/O error is taken for a full disk
+
+
+def _nearly_full(where: str) -> bool:
+    if "://" in where:
+        return False
+    try:
+        stats = os.statvfs(os.path.dirname(os.path.abspath(where)))
+    except (OSError, ValueError):
+        return False
+    return stats.f_bavail * stats.f_frsize < FULL_BELOW
+
+
+def _on_read_only_filesystem(where: str) -> bool:
+    """Whether a SQLite database's filesystem refuses writes: mounted read-only (statvfs), or
+    turned read-only by the kernel after an error, which Linux 6.18's ext4 does without
+    setting that flag: opening the file for writing then fails with EROFS. For a PostgreSQL
+    URL, or a path that cannot be examined: no."""
+    if "://" in where:
+        return False
+    try:
+        path = os.path.abspath(where)
+        if os.statvfs(os.path.dirname(path)).f_flag & os.ST_RDONLY:
+            return True
+        os.close(os.open(path, os.O_RDWR))  # opens, writes nothing
+    except OSError as error:
+        return error.errno == errno.EROFS
+    except ValueError:
+        return False
+    return False
 
 
 def _first_line(text: str) -> str:
