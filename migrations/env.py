@@ -10,13 +10,13 @@ from sqlalchemy import Connection
 
 from durableq.core.config import Settings, database_url
 from durableq.store.engine import make_engine
-from durableq.store.schema import Base
+from durableq.store.schema import metadata
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def _run(connection: Connection) -> None:

@@ -1,4 +1,5 @@
-"""The yardstick: the stdlib sqlite3 module claiming and completing one job per transaction.
+"""The yardsticks: the stdlib sqlite3 module inserting one job per transaction, and claiming and
+completing one job per transaction.
 
 Same file layout (durableq's own schema, WAL), same durability (synchronous level), same claim
 order and the same columns written as durableq's claim and finish, with none of durableq's
@@ -9,6 +10,7 @@ machines, where raw jobs/s would not.
 from __future__ import annotations
 
 import sqlite3
+import time
 import uuid
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -31,6 +33,14 @@ COMPLETE = """
 UPDATE jobs SET status = 'completed', finished_at = :now, updated_at = :now, result = NULL,
     worker_id = NULL, lease_token = NULL, lease_expires_at = NULL
 WHERE id = :id AND status = 'running' AND lease_token = :token
+"""
+
+
+# The columns a single enqueue writes, with the values it writes for a no-op job.
+INSERT = """
+INSERT INTO jobs (queue, type, payload, status, priority, attempts, max_attempts, run_at,
+    created_at, updated_at, cancel_requested)
+VALUES ('default', 'noop', '{}', 'pending', 0, 0, 10, :now, :now, :now, 0)
 """
 
 
@@ -74,3 +84,18 @@ def _claim_and_complete(connection: sqlite3.Connection) -> bool:
         connection.execute("ROLLBACK")
         raise
     return True
+
+
+def insert_one_each(db: Path, synchronous: str, count: int, seconds: float) -> tuple[int, float]:
+    """Insert no-op jobs one per transaction (BEGIN IMMEDIATE, INSERT, COMMIT), up to `count`
+    or `seconds`: the yardstick for one enqueue. Returns (jobs, seconds taken)."""
+    with closing(sqlite3.connect(db, timeout=10.0, isolation_level=None)) as connection:
+        connection.execute(f"PRAGMA synchronous = {synchronous}")
+        done = 0
+        started = time.perf_counter()
+        while done < count and time.perf_counter() - started < seconds:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute(INSERT, {"now": stamp(datetime.now(UTC))})
+            connection.execute("COMMIT")
+            done += 1
+        return done, time.perf_counter() - started

@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import durableq
-from durableq.benchmark import dashboard, http_api, latency, store, throughput
+from durableq.benchmark import cli, dashboard, http_api, latency, store, throughput
 from durableq.benchmark.harness import Bench, Progress
 from durableq.benchmark.report import Report
 from durableq.core.errors import InvalidInput
 
 SECTIONS = (
     "enqueue",
+    "cli",
     "repository",
     "baseline",
     "processing",
@@ -108,6 +109,7 @@ def run_benchmark(options: BenchOptions, progress: Progress) -> Report:
         baseline_rate: list[float] = []
         steps: dict[str, Callable[[], Any]] = {
             "enqueue": lambda: throughput.enqueue(bench, sizes, report),
+            "cli": lambda: cli.cli(bench, sizes.cli_calls, report),
             "repository": lambda: store.repository(bench, sizes, report),
             "baseline": lambda: baseline_rate.append(throughput.baseline(bench, sizes, report)),
             "processing": lambda: throughput.processing(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from durableq.benchmark import timings
-from durableq.benchmark.baseline import claim_and_complete_all
+from durableq.benchmark.baseline import claim_and_complete_all, insert_one_each
 from durableq.benchmark.harness import Bench, BenchError, enqueue_noops, finish_timeout
 from durableq.benchmark.report import Report, Target, ms, number, rate
 from durableq.benchmark.timings import Run
@@ -33,6 +33,7 @@ ONE_DAEMON = Target(">=", 10_000, " jobs/s")
 PROCESS_POOL = Target(">=", 2_000, " jobs/s")
 ENQUEUE_ONE = Target(">=", 3_000, " jobs/s")
 ENQUEUE_BATCHED = Target(">=", 100_000, " jobs/s")
+ENQUEUE_RATIO = Target(">=", 0.75, "x")
 DEPTH = Target(">=", 90, "%")
 
 
@@ -63,6 +64,7 @@ def enqueue(bench: Bench, sizes: Sizes, report: Report) -> None:
 
         count, seconds = _time_box(one, sizes.enqueue_single, sizes.enqueue_seconds)
         _record_enqueue(report, "single", "Client.enqueue, one job per transaction", count, seconds)
+        _bare_insert(bench, sizes, report, count / seconds)
         bench.progress(f"enqueue: Client.enqueue_many, up to {sizes.enqueue_batched:,} jobs")
         batch = [{"type": "noop"}] * ENQUEUE_BATCH
         count, seconds = _time_box(
@@ -72,6 +74,27 @@ def enqueue(bench: Bench, sizes: Sizes, report: Report) -> None:
         _record_enqueue(report, "batched", label, count, seconds, batch=ENQUEUE_BATCH)
     bench.progress(f"enqueue: {sizes.cli_calls} `durableq enqueue` subprocesses")
     _cli_enqueue(bench, db, sizes.cli_calls, report)
+
+
+def _bare_insert(bench: Bench, sizes: Sizes, report: Report, enqueue_rate: float) -> None:
+    """The same inserts through the bare sqlite3 module, one per transaction, at the same
+    durability, into a database made the same way: an enqueue's ratio to it is comparable
+    across machines."""
+    db = bench.fresh("enqueue-bare")
+    bench.progress(f"enqueue: bare sqlite3 inserts, up to {sizes.enqueue_single:,} jobs")
+    count, seconds = insert_one_each(
+        db, bench.synchronous, sizes.enqueue_single, sizes.enqueue_seconds
+    )
+    ratio = enqueue_rate / (count / seconds)
+    figures = {"jobs": count, "seconds": seconds, "jobs_per_s": count / seconds, "ratio": ratio}
+    report.record("enqueue", "bare_insert", figures)
+    report.row(
+        "enqueue",
+        "bare sqlite3 insert, one job per transaction",
+        f"{rate(count / seconds)}; Client.enqueue is {ratio:.2f}x it",
+        target=ENQUEUE_RATIO,
+        figure="enqueue.bare_insert.ratio",
+    )
 
 
 def _time_box(operation: Callable[[], int], count: int, seconds: float) -> tuple[int, float]:
@@ -97,10 +120,9 @@ def _record_enqueue(
 
 def _cli_enqueue(bench: Bench, db: Path, calls: int, report: Report) -> None:
     enqueue_ms = [
-        _wall_ms(bench, ["-m", "durableq", "--db", str(db), "enqueue", "noop"])
-        for _ in range(calls)
+        wall_ms(bench, ["-m", "durableq", "--db", str(db), "enqueue", "noop"]) for _ in range(calls)
     ]
-    startup_ms = [_wall_ms(bench, ["-c", "pass"]) for _ in range(calls)]
+    startup_ms = [wall_ms(bench, ["-c", "pass"]) for _ in range(calls)]
     figures = {
         "calls": calls,
         "median_ms": sorted(enqueue_ms)[len(enqueue_ms) // 2],
@@ -116,7 +138,7 @@ def _cli_enqueue(bench: Bench, db: Path, calls: int, report: Report) -> None:
     report.row("enqueue", f"CLI `durableq enqueue noop`, {calls} calls", result)
 
 
-def _wall_ms(bench: Bench, args: list[str]) -> float:
+def wall_ms(bench: Bench, args: list[str]) -> float:
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, *args], capture_output=True, env=bench.environment(), timeout=120

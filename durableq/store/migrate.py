@@ -116,8 +116,8 @@ def check(engine: Engine) -> list[str]:
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    from durableq.store.schema import Base
+    from durableq.store.schema import metadata
 
     with translate_errors(engine), engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
-        return [str(diff) for diff in compare_metadata(context, Base.metadata)]
+        return [str(diff) for diff in compare_metadata(context, metadata)]

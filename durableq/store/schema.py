@@ -1,4 +1,5 @@
-"""The tables, as SQLAlchemy declarative models. Alembic's scripts must match these exactly."""
+"""The tables, as SQLAlchemy Core tables (no ORM: importing and mapping it cost every CLI call
+about 0.1 s, and nothing here uses a session). Alembic's scripts must match these exactly."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Column,
     DateTime,
     Dialect,
     Float,
@@ -21,7 +23,6 @@ from sqlalchemy import (
     Text,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from durableq.core.jobs import JobStatus
@@ -68,8 +69,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)  # type: ignore[no-any-return]
 
 
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 _STATUSES = ", ".join(f"'{status.value}'" for status in JobStatus)
@@ -78,108 +78,108 @@ RUNNING_ONLY = text(f"status = '{JobStatus.RUNNING.value}'")
 FINISHED_ONLY = text("finished_at IS NOT NULL")
 
 
-class JobRow(Base):
-    __tablename__ = "jobs"
-
-    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    queue: Mapped[str] = mapped_column(String(200), default="default")
-    type: Mapped[str] = mapped_column(String(200))
-    payload: Mapped[str] = mapped_column(Text, comment="JSON object")
-    status: Mapped[str] = mapped_column(String(16))
-    priority: Mapped[int] = mapped_column(Integer, default=0)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    max_attempts: Mapped[int] = mapped_column(Integer)
-    timeout: Mapped[float | None] = mapped_column(Float, comment="seconds")
-    run_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    last_error: Mapped[str | None] = mapped_column(Text)
-    result: Mapped[str | None] = mapped_column(Text, comment="JSON")
-    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
-    worker_id: Mapped[str | None] = mapped_column(String(64))
-    lease_token: Mapped[str | None] = mapped_column(String(32), comment="fencing token")
-    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+jobs_table = Table(
+    "jobs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("queue", String(200), default="default", nullable=False),
+    Column("type", String(200), nullable=False),
+    Column("payload", Text, comment="JSON object", nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("priority", Integer, default=0, nullable=False),
+    Column("attempts", Integer, default=0, nullable=False),
+    Column("max_attempts", Integer, nullable=False),
+    Column("timeout", Float, comment="seconds"),
+    Column("run_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime),
+    Column("finished_at", UTCDateTime),
+    Column("last_error", Text),
+    Column("result", Text, comment="JSON"),
+    Column("cancel_requested", Boolean, default=False, nullable=False),
+    Column("worker_id", String(64)),
+    Column("lease_token", String(32), comment="fencing token"),
+    Column("lease_expires_at", UTCDateTime),
     # Revision 0004: the keys that make an enqueue idempotent or a job unique, and the
     # schedule and tick that made a recurring job.
-    idempotency_key: Mapped[str | None] = mapped_column(String(200))
-    unique_key: Mapped[str | None] = mapped_column(String(64), comment="sha256 of the fields")
-    unique_states: Mapped[int | None] = mapped_column(Integer, comment="bit per status")
-    schedule: Mapped[str | None] = mapped_column(String(200))
-    schedule_tick: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    Column("idempotency_key", String(200)),
+    Column("unique_key", String(64), comment="sha256 of the fields"),
+    Column("unique_states", Integer, comment="bit per status"),
+    Column("schedule", String(200)),
+    Column("schedule_tick", UTCDateTime),
     # Revision 0006: what a running handler reports (ctx.report_progress, ctx.update_meta).
-    progress: Mapped[float | None] = mapped_column(Float, comment="0 to 1")
-    progress_message: Mapped[str | None] = mapped_column(Text)
-    meta: Mapped[str | None] = mapped_column(Text, comment="JSON object")
-
-    __table_args__ = (
-        CheckConstraint(f"status IN ({_STATUSES})", name="status"),
-        CheckConstraint("max_attempts >= 1", name="max_attempts"),
-        Index(
-            "ix_jobs_lease",
-            "lease_expires_at",
-            sqlite_where=RUNNING_ONLY,
-            postgresql_where=RUNNING_ONLY,
-        ),
-        # Partial so that the planner never prefers it over ix_jobs_claim for pending rows;
-        # `finished_at < :cutoff` implies `finished_at IS NOT NULL`, so purge and stats use it.
-        Index(
-            "ix_jobs_finished_at",
-            "finished_at",
-            sqlite_where=FINISHED_ONLY,
-            postgresql_where=FINISHED_ONLY,
-        ),
-        # Ids are never reused, even after the newest jobs are purged.
-        {"sqlite_autoincrement": True},
-    )
+    Column("progress", Float, comment="0 to 1"),
+    Column("progress_message", Text),
+    Column("meta", Text, comment="JSON object"),
+    CheckConstraint(f"status IN ({_STATUSES})", name="status"),
+    CheckConstraint("max_attempts >= 1", name="max_attempts"),
+    Index(
+        "ix_jobs_lease",
+        "lease_expires_at",
+        sqlite_where=RUNNING_ONLY,
+        postgresql_where=RUNNING_ONLY,
+    ),
+    # Partial so that the planner never prefers it over ix_jobs_claim for pending rows;
+    # `finished_at < :cutoff` implies `finished_at IS NOT NULL`, so purge and stats use it.
+    Index(
+        "ix_jobs_finished_at",
+        "finished_at",
+        sqlite_where=FINISHED_ONLY,
+        postgresql_where=FINISHED_ONLY,
+    ),
+    # Ids are never reused, even after the newest jobs are purged.
+    sqlite_autoincrement=True,
+)
 
 
 # Shaped like the claim's ORDER BY and limited to pending rows: claiming costs O(log n)
 # however many finished jobs the table keeps.
 Index(
     "ix_jobs_claim",
-    JobRow.priority.desc(),
-    JobRow.run_at,
-    JobRow.id,
+    jobs_table.c.priority.desc(),
+    jobs_table.c.run_at,
+    jobs_table.c.id,
     sqlite_where=PENDING_ONLY,
     postgresql_where=PENDING_ONLY,
 )
 
 
-class JobErrorRow(Base):
-    __tablename__ = "job_errors"
+job_errors_table = Table(
+    "job_errors",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("job_id", Id, ForeignKey("jobs.id", ondelete="CASCADE"), index=True, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("traceback", Text),
+    Column("failed_at", UTCDateTime, nullable=False),
+)
 
-    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    job_id: Mapped[int] = mapped_column(Id, ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
-    attempt: Mapped[int] = mapped_column(Integer)
-    error: Mapped[str] = mapped_column(Text)
-    traceback: Mapped[str | None] = mapped_column(Text)
-    failed_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-
-class WorkerRow(Base):
-    __tablename__ = "workers"
-
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    host: Mapped[str] = mapped_column(String(255))
-    pid: Mapped[int] = mapped_column(Integer)
-    queues: Mapped[str] = mapped_column(Text, comment="comma-separated; * for all")
-    concurrency: Mapped[int] = mapped_column(Integer)
-    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+workers_table = Table(
+    "workers",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("queues", Text, comment="comma-separated; * for all", nullable=False),
+    Column("concurrency", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=False),
     # Its heartbeat comes every third of this; NULL for rows written before revision 0002.
-    lease: Mapped[float | None] = mapped_column(Float, comment="seconds")
+    Column("lease", Float, comment="seconds"),
+)
 
 
 # The claim of one queue (`--queue`, a queue's limits) and the count of a queue's pending jobs
 # (its max_pending) seek here instead of scanning every pending job of every queue.
 Index(
     "ix_jobs_queue_claim",
-    JobRow.queue,
-    JobRow.priority.desc(),
-    JobRow.run_at,
-    JobRow.id,
+    jobs_table.c.queue,
+    jobs_table.c.priority.desc(),
+    jobs_table.c.run_at,
+    jobs_table.c.id,
     sqlite_where=PENDING_ONLY,
     postgresql_where=PENDING_ONLY,
 )
@@ -192,133 +192,123 @@ FROM_SCHEDULE = text("schedule IS NOT NULL")
 # The database, not a read-then-write, enforces both keys (and one job per schedule tick).
 Index(
     "uq_jobs_unique_key",
-    JobRow.unique_key,
+    jobs_table.c.unique_key,
     unique=True,
     sqlite_where=UNIQUE_HELD,
     postgresql_where=UNIQUE_HELD,
 )
 Index(
     "uq_jobs_idempotency_key",
-    JobRow.idempotency_key,
+    jobs_table.c.idempotency_key,
     unique=True,
     sqlite_where=HAS_IDEMPOTENCY_KEY,
     postgresql_where=HAS_IDEMPOTENCY_KEY,
 )
 Index(
     "uq_jobs_schedule_tick",
-    JobRow.schedule,
-    JobRow.schedule_tick,
+    jobs_table.c.schedule,
+    jobs_table.c.schedule_tick,
     unique=True,
     sqlite_where=FROM_SCHEDULE,
     postgresql_where=FROM_SCHEDULE,
 )
 
 
-class QueueRow(Base):
-    """A queue's controls; a row appears when a queue name is first used. Empty = no limit."""
-
-    __tablename__ = "queues"
-
-    name: Mapped[str] = mapped_column(String(200), primary_key=True)
-    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    concurrency: Mapped[int | None] = mapped_column(Integer, comment="running, all daemons")
-    max_pending: Mapped[int | None] = mapped_column(Integer)
-    rate_count: Mapped[int | None] = mapped_column(Integer, comment="starts per rate_period")
-    rate_period: Mapped[float | None] = mapped_column(Float, comment="seconds")
-    rate_burst: Mapped[int | None] = mapped_column(Integer)
+# A queue's controls; a row appears when a queue name is first used. Empty = no limit.
+queues_table = Table(
+    "queues",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("paused_at", UTCDateTime),
+    Column("concurrency", Integer, comment="running, all daemons"),
+    Column("max_pending", Integer),
+    Column("rate_count", Integer, comment="starts per rate_period"),
+    Column("rate_period", Float, comment="seconds"),
+    Column("rate_burst", Integer),
     # GCRA's theoretical arrival time, in Unix seconds: one number is the whole limiter.
-    rate_tat: Mapped[float | None] = mapped_column(Float)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    Column("rate_tat", Float),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
 
 
-class LeadershipRow(Base):
-    """Who leads the daemons on this database: a lease with a term, like a job's.
+# Who leads the daemons on this database: a lease with a term, like a job's.
+#
+# One row, made by the migration. A daemon leads while `holder` is its id and `expires_at` is
+# ahead; another may take over once it has passed. `term` grows by one at every change of
+# holder, so a write fenced by (holder, term) fails for a leader that was replaced.
+leadership_table = Table(
+    "leadership",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("holder", String(64)),
+    Column("term", Integer, nullable=False),
+    Column("elected_at", UTCDateTime),
+    Column("expires_at", UTCDateTime),
+)
 
-    One row, made by the migration. A daemon leads while `holder` is its id and `expires_at` is
-    ahead; another may take over once it has passed. `term` grows by one at every change of
-    holder, so a write fenced by (holder, term) fails for a leader that was replaced.
-    """
 
-    __tablename__ = "leadership"
-
-    name: Mapped[str] = mapped_column(String(32), primary_key=True)
-    holder: Mapped[str | None] = mapped_column(String(64))
-    term: Mapped[int] = mapped_column(Integer)
-    elected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-
-class ScheduleRow(Base):
-    """A recurring job as a daemon of the app declared it, and where its ticks have got to.
-
-    `next_run_at` is the compare-and-set guard: a tick is fired by the one transaction that
-    moves it on from the value it read, and that transaction also inserts the tick's jobs.
-    """
-
-    __tablename__ = "schedules"
-
-    name: Mapped[str] = mapped_column(String(200), primary_key=True)
-    cron: Mapped[str] = mapped_column(String(200))
-    timezone: Mapped[str] = mapped_column(String(64))
-    type: Mapped[str] = mapped_column(String(200))
-    queue: Mapped[str] = mapped_column(String(200))
-    payload: Mapped[str] = mapped_column(Text, comment="JSON object")
-    catch_up: Mapped[str] = mapped_column(String(16))
-    max_catch_up: Mapped[int] = mapped_column(Integer)
-    no_overlap: Mapped[bool] = mapped_column(Boolean)
-    next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    last_tick: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    last_job_id: Mapped[int | None] = mapped_column(Id)
+# A recurring job as a daemon of the app declared it, and where its ticks have got to.
+#
+# `next_run_at` is the compare-and-set guard: a tick is fired by the one transaction that
+# moves it on from the value it read, and that transaction also inserts the tick's jobs.
+schedules_table = Table(
+    "schedules",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("cron", String(200), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("type", String(200), nullable=False),
+    Column("queue", String(200), nullable=False),
+    Column("payload", Text, comment="JSON object", nullable=False),
+    Column("catch_up", String(16), nullable=False),
+    Column("max_catch_up", Integer, nullable=False),
+    Column("no_overlap", Boolean, nullable=False),
+    Column("next_run_at", UTCDateTime),
+    Column("last_tick", UTCDateTime),
+    Column("last_run_at", UTCDateTime),
+    Column("last_job_id", Id),
     # Renewed by every daemon that knows the schedule; one nobody renews is shown inactive.
-    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    Column("seen_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
 
 
-class JobMinuteRow(Base):
-    """Revision 0005: the throughput history, one row per (minute, queue, type, outcome),
-    written once per minute by the rollup (core/history.py) and kept for its own retention."""
+# Revision 0005: the throughput history, one row per (minute, queue, type, outcome),
+# written once per minute by the rollup (core/history.py) and kept for its own retention.
+job_minutes_table = Table(
+    "job_minutes",
+    metadata,
+    Column("minute", UTCDateTime, primary_key=True),
+    Column("queue", String(200), primary_key=True),
+    Column("type", String(200), primary_key=True),
+    Column("outcome", String(16), primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("duration", Float, comment="seconds, summed", nullable=False),
+    Column("wait", Float, comment="seconds, summed", nullable=False),
+)
 
-    __tablename__ = "job_minutes"
 
-    minute: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
-    queue: Mapped[str] = mapped_column(String(200), primary_key=True)
-    type: Mapped[str] = mapped_column(String(200), primary_key=True)
-    outcome: Mapped[str] = mapped_column(String(16), primary_key=True)
-    count: Mapped[int] = mapped_column(Integer)
-    duration: Mapped[float] = mapped_column(Float, comment="seconds, summed")
-    wait: Mapped[float] = mapped_column(Float, comment="seconds, summed")
-
-
-class RollupRow(Base):
-    """How far the rollup has got: every minute before `rolled_up_to` is in job_minutes. The
-    rollup moves it on by compare-and-set in the transaction that writes the minutes."""
-
-    __tablename__ = "rollups"
-
-    name: Mapped[str] = mapped_column(String(32), primary_key=True)
-    rolled_up_to: Mapped[datetime | None] = mapped_column(UTCDateTime)
+# How far the rollup has got: every minute before `rolled_up_to` is in job_minutes. The
+# rollup moves it on by compare-and-set in the transaction that writes the minutes.
+rollups_table = Table(
+    "rollups",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("rolled_up_to", UTCDateTime),
+)
 
 
 # The rollup counts failed attempts per minute by this (its own range, like finished_at's).
-Index("ix_job_errors_failed_at", JobErrorRow.failed_at)
+Index("ix_job_errors_failed_at", job_errors_table.c.failed_at)
 
 # Revision 0006: the failed and the canceled jobs, newest first, without a scan of a table of
 # completed ones (the dashboard's tabs, `jobs list --status failed`). Rows enter them only when
 # a job fails or is canceled: the hot path (claim, complete) never writes to them.
 FAILED_ONLY = text(f"status = '{JobStatus.FAILED.value}'")
 CANCELED_ONLY = text(f"status = '{JobStatus.CANCELED.value}'")
-Index("ix_jobs_failed", JobRow.id, sqlite_where=FAILED_ONLY, postgresql_where=FAILED_ONLY)
-Index("ix_jobs_canceled", JobRow.id, sqlite_where=CANCELED_ONLY, postgresql_where=CANCELED_ONLY)
-
-
-jobs_table: Table = JobRow.__table__  # type: ignore[assignment]
-job_errors_table: Table = JobErrorRow.__table__  # type: ignore[assignment]
-workers_table: Table = WorkerRow.__table__  # type: ignore[assignment]
-queues_table: Table = QueueRow.__table__  # type: ignore[assignment]
-leadership_table: Table = LeadershipRow.__table__  # type: ignore[assignment]
-schedules_table: Table = ScheduleRow.__table__  # type: ignore[assignment]
-job_minutes_table: Table = JobMinuteRow.__table__  # type: ignore[assignment]
-rollups_table: Table = RollupRow.__table__  # type: ignore[assignment]
+Index("ix_jobs_failed", jobs_table.c.id, sqlite_where=FAILED_ONLY, postgresql_where=FAILED_ONLY)
+Index(
+    "ix_jobs_canceled", jobs_table.c.id, sqlite_where=CANCELED_ONLY, postgresql_where=CANCELED_ONLY
+)

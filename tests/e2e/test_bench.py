@@ -25,6 +25,7 @@ pytestmark = pytest.mark.skipif(
 
 SECTIONS = {
     "enqueue",
+    "cli",
     "repository",
     "baseline",
     "processing",
