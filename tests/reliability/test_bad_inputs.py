@@ -39,6 +39,7 @@ from durableq.core.errors import (
     JobNotFound,
     QueueFull,
 )
+from tests.support.disks import fill, mount_tmpfs, unmount
 from tests.support.processes import environment, run_cli
 from tests.support.seeded import (
     COMPLETED,
@@ -130,27 +131,7 @@ DISK = "disk"  # the mount point in a case's directory
 def _mount_disk(directory: Path, size: str) -> Path:
     mount = directory / DISK
     mount.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    return mount
-
-
-def _fill(mount: Path) -> None:
-    descriptor = os.open(mount / "filler", os.O_WRONLY | os.O_CREAT)
-    try:
-        while True:
-            os.write(descriptor, b"\0" * 4096)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
+    return mount_tmpfs(mount, size)
 
 
 def _on_read_only_filesystem(directory: Path, template: Path) -> Path:
@@ -164,13 +145,13 @@ def _on_read_only_filesystem(directory: Path, template: Path) -> Path:
 def _on_full_disk(directory: Path, template: Path) -> Path:
     mount = _mount_disk(directory, "16m")
     path = copy_database(template, mount / "durableq.db")
-    _fill(mount)
+    fill(mount)
     return path
 
 
 def _missing_on_full_disk(directory: Path, _template: Path) -> Path:
     mount = _mount_disk(directory, "1m")
-    _fill(mount)
+    fill(mount)
     return mount / "durableq.db"
 
 
@@ -236,7 +217,7 @@ def _thawed_afterwards(directory: Path) -> Iterator[None]:
         for frozen in (directory / "durableq.db", directory / "read-only"):
             _thaw(frozen)
         if os.path.ismount(directory / DISK):
-            subprocess.run(["umount", "-l", str(directory / DISK)], check=False)
+            unmount(directory / DISK)
 
 
 # -- the three kinds of case -------------------------------------------------------------------

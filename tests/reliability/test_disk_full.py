@@ -11,9 +11,7 @@ enqueued and run, then freed.
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +23,7 @@ from durableq.client import Client
 from durableq.core.errors import DatabaseError
 from durableq.core.jobs import JobStatus
 from tests.reliability.battery import TEST_TIMEOUT, Figures
+from tests.support.disks import fill, mount_tmpfs, unmount
 from tests.support.processes import run_cli, start_worker, stop, wait_until
 
 pytestmark = pytest.mark.timeout(TEST_TIMEOUT)
@@ -37,32 +36,11 @@ PAYLOAD = {"text": "x" * 300}
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     mount = tmp_path / "disk"
     mount.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={SIZE}", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    mount_tmpfs(mount, SIZE)
     try:
         yield mount
     finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(directory: Path) -> Path:
-    """A file that takes every free byte of the disk."""
-    filler = directory / "filler"
-    with open(filler, "wb") as out:
-        try:
-            while True:
-                out.write(b"\0" * 65536)
-                out.flush()
-        except OSError:
-            pass
-    return filler
+        unmount(mount)
 
 
 def test_a_full_disk_loses_nothing_and_the_daemon_resumes(

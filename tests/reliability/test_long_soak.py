@@ -56,6 +56,7 @@ from tests.reliability.battery import (
     sized,
     statuses,
     wait_registered,
+    wait_started,
 )
 from tests.reliability.test_queue_limits import most_at_once
 from tests.support.processes import environment, wait_until
@@ -143,12 +144,7 @@ def test_everything_at_once_under_kills(
                 timeout=120 + total / 50,
                 what=f"every acknowledged job to complete ({statuses(db_path)})",
             )
-            pids = {daemon.pid for daemon in daemons.alive()}
-            wait_until(
-                lambda: pids <= {r["pid"] for r in query(db_path, "SELECT pid FROM workers")},
-                timeout=60,
-                what="the replacements to register",
-            )
+            wait_started(db_path, [daemon.pid for daemon in daemons.alive()])
             codes = daemons.stop_all()
         finally:
             producers.kill_all()

@@ -28,8 +28,8 @@ from tests.reliability.battery import (
     seeded_rng,
     sized,
     wait_registered,
+    wait_started,
 )
-from tests.support.processes import wait_until
 from tests.support.scheduled import PERIODS
 
 pytestmark = pytest.mark.timeout(TEST_TIMEOUT)
@@ -57,12 +57,7 @@ def test_each_tick_fires_exactly_once_under_kills(
                 kills += 1
             daemons.assert_none_died()
         # A replacement still importing would die of the SIGTERM: let each register first.
-        pids = {daemon.pid for daemon in daemons.alive()}
-        wait_until(
-            lambda: pids <= {r["pid"] for r in query(db_path, "SELECT pid FROM workers")},
-            timeout=60,
-            what="the replacements to register",
-        )
+        wait_started(db_path, [daemon.pid for daemon in daemons.alive()])
         codes = daemons.stop_all()
     rows = query(db_path, "SELECT schedule, schedule_tick FROM jobs WHERE schedule IS NOT NULL")
     report["kills"], report["jobs"] = kills, len(rows)
