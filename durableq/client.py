@@ -21,12 +21,13 @@ from durableq.core.builder import (
 from durableq.core.config import Settings, database_url
 from durableq.core.errors import DatabaseBusy, DatabaseError, InvalidInput
 from durableq.core.history import History, Window, bucketize, parse_window
-from durableq.core.jobs import TERMINAL_STATUSES, Job, JobError, JobStatus, NewJob
+from durableq.core.jobs import TERMINAL_STATUSES, Job, JobStatus, NewJob
 from durableq.core.queues import QueueInfo, Rate, parse_queue_name, parse_rate
 from durableq.core.schedules import ScheduleInfo
 from durableq.core.uniqueness import Enqueued, Unique
+from durableq.reader import Reader
 from durableq.store import migrate
-from durableq.store.api import JobFilter, Leader, Stats, WorkerInfo, open_store
+from durableq.store.api import open_store
 from durableq.store.changes import wait_for_change
 from durableq.store.engine import enable_wal, make_engine, removed_unless_prepared, sqlite_path
 from durableq.store.records import UNSET
@@ -35,13 +36,15 @@ from durableq.store.records import UNSET
 __all__ = ["Client", "Clock", "JobBuilder", "parse_job_id", "parse_status", "utc_now"]
 
 
-class Client(JobBuilder):
-    """One per process is plenty: it holds the engine (a pool of connections) for its database."""
+class Client(Reader):
+    """One per process is plenty: it holds the engine (a pool of connections) for its database.
+    Its reads (get, jobs, stats, queues, workers, ...) are Reader's, on this store."""
 
     def __init__(self, settings: Settings, engine: Engine, clock: Clock = utc_now) -> None:
-        super().__init__(settings, clock)
+        store = open_store(engine)
+        super().__init__(settings, store, clock)
         self.engine = engine
-        self.store = open_store(engine)
+        self.store = store
 
     @classmethod
     def open(
@@ -140,13 +143,6 @@ class Client(JobBuilder):
 
     # -- managing -------------------------------------------------------------------------
 
-    def get(self, job_id: int | str) -> Job:
-        return self.store.get(parse_job_id(job_id))
-
-    def errors(self, job_id: int | str) -> list[JobError]:
-        job = self.get(job_id)
-        return self.store.errors(job.id)
-
     def cancel(self, job_id: int | str) -> Job:
         return self.store.cancel(parse_job_id(job_id), self.clock())
 
@@ -156,53 +152,6 @@ class Client(JobBuilder):
     def delete(self, job_id: int | str) -> Job:
         """Delete a finished job (completed, failed or canceled) with its error history."""
         return self.store.delete(parse_job_id(job_id))
-
-    def jobs(
-        self,
-        *,
-        statuses: Sequence[JobStatus | str] = (),
-        queues: Sequence[str] = (),
-        types: Sequence[str] = (),
-        limit: int = 50,
-        offset: int = 0,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        before_id: int | None = None,
-        payload_contains: str | None = None,
-    ) -> list[Job]:
-        """Newest first. `before_id` pages by keyset: the jobs older than that id;
-        `payload_contains`: text found anywhere in the payload's JSON (case as given)."""
-        if limit < 1 or offset < 0:
-            raise InvalidInput("limit must be at least 1 and offset not negative")
-        where = job_filter(
-            statuses, queues, types, created_after, created_before, before_id, payload_contains
-        )
-        return self.store.list_jobs(where, limit, offset)
-
-    def count_jobs(
-        self,
-        *,
-        statuses: Sequence[JobStatus | str] = (),
-        queues: Sequence[str] = (),
-        types: Sequence[str] = (),
-        payload_contains: str | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        cap: int = 10_000,
-    ) -> int:
-        """How many jobs match, up to `cap` (a count scans: it stops there)."""
-        where = job_filter(
-            statuses,
-            queues,
-            types,
-            created_after,
-            created_before,
-            payload_contains=payload_contains,
-        )
-        return self.store.count_jobs(where, cap)
-
-    def stats(self) -> Stats:
-        return self.store.stats(self.clock())
 
     def history(self, window: str | Window = "1h", queues: Sequence[str] = ()) -> History:
         """Jobs finished per bucket over the window ("1h" by minute, "24h" by 15 minutes,
@@ -215,18 +164,6 @@ class Client(JobBuilder):
             since, since + chosen.span, [parse_queue_name(q) for q in queues]
         )
         return bucketize(counts, chosen, now, rolled_up_to)
-
-    def workers(self) -> list[WorkerInfo]:
-        return self.store.list_workers(self.clock(), self.settings.lease)
-
-    # -- queues ---------------------------------------------------------------------------
-
-    def queues(self) -> list[QueueInfo]:
-        """Every queue with a row or a job: controls, pending and running counts, oldest wait."""
-        return self.store.queues(self.clock())
-
-    def queue(self, name: str) -> QueueInfo:
-        return self.store.queue(parse_queue_name(name), self.clock())
 
     def pause_queue(self, name: str) -> QueueInfo:
         """No job of the queue starts until it is resumed (running ones go on). Persistent."""
@@ -263,10 +200,6 @@ class Client(JobBuilder):
     def schedules(self) -> list[ScheduleInfo]:
         """The schedules daemons have declared: next and last run, last job, active or not."""
         return self.store.schedules(self.clock())
-
-    def leader(self) -> Leader | None:
-        """The daemon that leads now (runs the rescuer, the pruner and the reaper), if any."""
-        return self.store.leader(self.clock())
 
     def purge(self, older_than: float, statuses: Sequence[JobStatus | str] = ()) -> int:
         wanted = [parse_status(status) for status in statuses] or sorted(TERMINAL_STATUSES)
@@ -313,26 +246,6 @@ def check_same_database(engine: Engine, connection: Connection) -> None:
 
 def _resolved(database: str | None) -> str:
     return str(Path(database).resolve()) if database and database != ":memory:" else ""
-
-
-def job_filter(
-    statuses: Sequence[JobStatus | str] = (),
-    queues: Sequence[str] = (),
-    types: Sequence[str] = (),
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
-    before_id: int | None = None,
-    payload_contains: str | None = None,
-) -> JobFilter:
-    return JobFilter(
-        statuses=tuple(parse_status(status) for status in statuses),
-        queues=tuple(queues),
-        types=tuple(types),
-        created_after=created_after,
-        created_before=created_before,
-        before_id=before_id,
-        payload_contains=payload_contains or None,
-    )
 
 
 def _prepare(engine: Engine, settings: Settings, create: bool) -> None:

@@ -11,7 +11,9 @@ from durableq.core.builder import JobBuilder, utc_now
 from durableq.core.config import Settings
 from durableq.core.jobs import NewJob
 from durableq.core.uniqueness import Enqueued
+from durableq.reader import Reader
 from durableq.store.sqlite.enqueue import enqueue_quickly
+from durableq.store.sqlite.ready import open_reads
 
 if TYPE_CHECKING:
     from durableq.client import Client
@@ -38,6 +40,16 @@ class App:
         if ids is None:
             ids = self.client(create=True).enqueue_many(jobs)
         return ids
+
+    def reader(self) -> Reader:
+        """For the read commands: a ready SQLite file is read without SQLAlchemy (the same
+        statements the SQLite store runs); anything else goes through the client."""
+        if self._client is None:
+            reads = open_reads(self.settings())
+            if reads is not None:
+                click.get_current_context().call_on_close(reads.close)
+                return Reader(self.settings(), reads)
+        return self.client()
 
     def client(self, create: bool = False) -> Client:
         """Open the database; only commands that write jobs may create it."""

@@ -47,7 +47,7 @@ def list_jobs(
     as_json: bool,
 ) -> None:
     """List jobs, newest first."""
-    client = app(ctx).client()
+    client = app(ctx).reader()
     found = client.jobs(statuses=statuses, queues=queues, types=types, limit=limit, offset=offset)
     if as_json:
         echo_json([job_json(job) for job in found])
@@ -64,9 +64,9 @@ def list_jobs(
 @click.pass_context
 def show_job(ctx: click.Context, job_id: int, as_json: bool) -> None:
     """Every field of a job, its result and its error history."""
-    client = app(ctx).client()
+    client = app(ctx).reader()
     job = client.get(job_id)
-    errors = client.store.errors(job.id)
+    errors = client.reads.errors(job.id)
     if as_json:
         echo_json(job_json(job, errors))
     else:
@@ -126,7 +126,7 @@ def wait(ctx: click.Context, job_id: int, timeout: float | None) -> None:
 @click.pass_context
 def stats(ctx: click.Context, as_json: bool) -> None:
     """Counts by queue and status, the oldest due job's wait, and recent throughput."""
-    client = app(ctx).client()
+    client = app(ctx).reader()
     figures = client.stats()
     if as_json:
         echo_json(stats_json(figures, client.clock()))

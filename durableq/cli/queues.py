@@ -20,7 +20,7 @@ from durableq.views import queue_json
 @click.pass_context
 def queues(ctx: click.Context, as_json: bool) -> None:
     """Every queue: paused, pending, running, limits, and how long its oldest due job waits."""
-    found = app(ctx).client().queues()
+    found = app(ctx).reader().queues()
     if as_json:
         echo_json([queue_json(q) for q in found])
         return

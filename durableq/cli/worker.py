@@ -190,7 +190,7 @@ def start(
 @click.pass_context
 def workers(ctx: click.Context, as_json: bool) -> None:
     """The live worker daemons: host, pid, queues, concurrency, last heartbeat, the leader."""
-    client = app(ctx).client()
+    client = app(ctx).reader()
     found = client.workers()
     lead = client.leader()
     leader_id = None if lead is None else lead.holder

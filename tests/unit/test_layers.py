@@ -18,6 +18,7 @@ LAYERS = {
     "store": ["durableq.store", "durableq._migrations"],
     "client": [
         "durableq.client",
+        "durableq.reader",
         "durableq.async_client",
         "durableq.bulk",
         "durableq.group_commit",

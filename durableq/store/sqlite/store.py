@@ -30,6 +30,7 @@ from durableq.store.records import ErrorEntry, Turn
 from durableq.store.sqlite.changes import SqliteChangeWatcher
 from durableq.store.sqlite.inserts import insert_jobs
 from durableq.store.sqlite.queues import read_controls, running_counts, set_tat
+from durableq.store.sqlite.reads import SqliteReads, read_transaction
 from durableq.store.sqlite.statements import (
     BEAT,
     CLAIM,
@@ -43,22 +44,59 @@ from durableq.store.timestamps import encode as timestamp
 from durableq.store.timestamps import encode_optional as optional_timestamp
 
 
-class SqliteStore(CoreStore):
+class SqliteStore(SqliteReads, CoreStore):
+    """Reads from sqlite/reads.py (before CoreStore's Core reads in the MRO), the hot writes
+    below, the rest from CoreStore."""
+
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine)
         self.busy_timeout = busy_timeout_of(engine)
         self._worker_connection: sqlite3.Connection | None = None
         self._worker_lock = threading.Lock()
+        self._spares: list[sqlite3.Connection] = []
+        self._spares_lock = threading.Lock()
+        self._closed = False
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _reading(self) -> Iterator[sqlite3.Connection]:
         pooled = self.engine.raw_connection()
         connection: sqlite3.Connection = pooled.driver_connection  # type: ignore[assignment]
         try:
-            with _write_transaction(self.engine, connection, self.busy_timeout, toggle=True):
+            with translate_errors(self.engine), read_transaction(connection):
                 yield connection
         finally:
             pooled.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """A producer's write, on a connection of the producers' own spares (one per thread
+        writing at once), taken out of SQLAlchemy's pool for good: that saves the pool's
+        check-out and reset and two PRAGMA toggles of the busy handler, which these keep off
+        (begin_immediate does the waiting), on every enqueue (profiled: a third of what an
+        enqueue cost beyond its commit)."""
+        connection = self._spare_connection()
+        try:
+            with _write_transaction(self.engine, connection, self.busy_timeout, toggle=False):
+                yield connection
+        finally:
+            self._give_back(connection)
+
+    def _spare_connection(self) -> sqlite3.Connection:
+        with self._spares_lock:
+            if self._spares:
+                return self._spares.pop()
+        pooled = self.engine.raw_connection()
+        connection: sqlite3.Connection = pooled.driver_connection  # type: ignore[assignment]
+        pooled.detach()
+        connection.execute("PRAGMA busy_timeout = 0")
+        return connection
+
+    def _give_back(self, connection: sqlite3.Connection) -> None:
+        with self._spares_lock:
+            if not self._closed and not connection.in_transaction:
+                self._spares.append(connection)
+                return
+        connection.close()  # a failed rollback, or a closed store: never reused
 
     @contextmanager
     def _worker_transaction(self, hurry_at: float | None = None) -> Iterator[sqlite3.Connection]:
@@ -81,6 +119,11 @@ class SqliteStore(CoreStore):
                 yield worker_connection
 
     def close(self) -> None:
+        with self._spares_lock:
+            self._closed = True
+            spares, self._spares = self._spares, []
+        for spare in spares:
+            spare.close()
         with self._worker_lock:
             if self._worker_connection is not None:
                 self._worker_connection.close()
