@@ -2,7 +2,9 @@
 
 Enqueues no-op jobs one per transaction with `Client.enqueue`, either back to back or spaced by
 `--interval` seconds on a fixed schedule (so a slow enqueue does not push later ones back), until
-`--count` jobs or `--seconds` have passed. Prints `{"enqueued": N, "seconds": S}`.
+`--count` jobs or `--seconds` have passed; with `--start-at` (a time.time() value), it opens the
+database first and starts then, so that many producers start together. Prints one JSON line:
+`{"enqueued": N, "seconds": S, "started": T0, "ended": T1, "latencies_ms": [...]}`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from durableq.client import Client
 from durableq.core.config import Settings
 
 
-def produce(client: Client, count: int, interval: float, seconds: float) -> int:
+def produce(
+    client: Client, count: int, interval: float, seconds: float, latencies: list[float]
+) -> int:
     started = time.monotonic()
     enqueued = 0
     while enqueued < count:
@@ -26,7 +30,9 @@ def produce(client: Client, count: int, interval: float, seconds: float) -> int:
         due = started + enqueued * interval
         if due > now:
             time.sleep(due - now)
+            now = time.monotonic()
         client.enqueue("noop")
+        latencies.append((time.monotonic() - now) * 1000)
         enqueued += 1
     return enqueued
 
@@ -37,14 +43,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--interval", type=float, default=0.0, help="seconds between enqueues")
     parser.add_argument("--seconds", type=float, default=float("inf"), help="stop after this")
+    parser.add_argument("--start-at", type=float, default=None, help="a time.time() to start at")
     args = parser.parse_args(argv)
     # DURABLEQ_SYNCHRONOUS and the other settings come from the environment, as for the CLI.
     settings = Settings.from_env().with_database(args.db)
+    latencies: list[float] = []
     with Client.open(settings, create=False) as client:
-        started = time.monotonic()
-        enqueued = produce(client, args.count, args.interval, args.seconds)
+        if args.start_at is not None:
+            time.sleep(max(0.0, args.start_at - time.time()))
+        started, wall = time.monotonic(), time.time()
+        enqueued = produce(client, args.count, args.interval, args.seconds, latencies)
         elapsed = time.monotonic() - started
-    print(json.dumps({"enqueued": enqueued, "seconds": elapsed}))
+    result = {
+        "enqueued": enqueued,
+        "seconds": elapsed,
+        "started": wall,
+        "ended": wall + elapsed,
+        "latencies_ms": [round(value, 3) for value in latencies],
+    }
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import durableq
-from durableq.benchmark import cli, dashboard, http_api, latency, store, throughput
+from durableq.benchmark import (
+    cli,
+    dashboard,
+    http_api,
+    latency,
+    producers,
+    store,
+    throughput,
+)
 from durableq.benchmark.harness import Bench, Progress
 from durableq.benchmark.report import Report
 from durableq.core.errors import InvalidInput
@@ -26,6 +34,7 @@ SECTIONS = (
     "baseline",
     "processing",
     "end-to-end",
+    "producers",
     "idle",
     "depth",
     "memory",
@@ -53,6 +62,7 @@ FULL = (
         settle=1.0,
     ),
     http_api.Sizes(seconds=5.0, batch_seconds=5.0),
+    producers.Sizes(per_producer=150, solo=2_400),
 )
 QUICK = (
     throughput.Sizes(
@@ -74,6 +84,7 @@ QUICK = (
         settle=0.3,
     ),
     http_api.Sizes(seconds=1.0, batch_seconds=1.0),
+    producers.Sizes(per_producer=20, solo=320),
 )
 
 
@@ -96,7 +107,7 @@ class BenchOptions:
 
 def run_benchmark(options: BenchOptions, progress: Progress) -> Report:
     sections = options.selected()
-    sizes, live, web = QUICK if options.quick else FULL
+    sizes, live, web, many = QUICK if options.quick else FULL
     if options.jobs is not None:
         if options.jobs < 1:
             raise InvalidInput("--jobs must be at least 1")
@@ -116,6 +127,7 @@ def run_benchmark(options: BenchOptions, progress: Progress) -> Report:
                 bench, sizes, report, baseline_rate[0] if baseline_rate else None
             ),
             "end-to-end": lambda: latency.end_to_end(bench, live, report),
+            "producers": lambda: producers.producers(bench, many, report),
             "idle": lambda: latency.idle(bench, live, report),
             "depth": lambda: throughput.depth(bench, sizes, report),
             "memory": lambda: latency.memory(bench, live, report),

@@ -48,8 +48,8 @@ def bench(
 
     Enqueue rates (compared with bare sqlite3 inserts), the CLI's commands as whole processes,
     processing rates (daemons as subprocesses, compared with bare sqlite3 at the same
-    durability), end-to-end and idle pickup latency, idle CPU, the effect of a long history,
-    and daemon memory. Progress goes to stderr; --db is ignored.
+    durability), end-to-end and idle pickup latency, many producers at once, idle CPU, the
+    effect of a long history, and daemon memory. Progress goes to stderr; --db is ignored.
     """
     started = time.monotonic()
 

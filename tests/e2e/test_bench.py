@@ -30,6 +30,7 @@ SECTIONS = {
     "baseline",
     "processing",
     "end_to_end",
+    "producers",
     "idle",
     "depth",
     "memory",
