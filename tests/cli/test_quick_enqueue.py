@@ -4,28 +4,17 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 from durableq.client import Client
 from durableq.core.jobs import JobStatus
 from durableq.store.revision import HEAD_REVISION
-from tests.support.processes import environment
+from tests.support.processes import run_cli_importing
 
 
 def _enqueue_importing(db: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], bool]:
-    done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "durableq", "--db", str(db), "enqueue", *args],
-        capture_output=True,
-        text=True,
-        env=environment(),
-        timeout=60,
-    )
-    # -X importtime prints "import time: self | cumulative | <indent>module" per import.
-    imported_sqlalchemy = any(
-        line.split("|")[-1].strip() == "sqlalchemy" for line in done.stderr.splitlines()
-    )
-    return done, imported_sqlalchemy
+    done, imported, _ = run_cli_importing(db, "enqueue", *args)
+    return done, imported
 
 
 def test_a_ready_database_is_written_without_sqlalchemy(tmp_path: Path) -> None:

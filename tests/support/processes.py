@@ -47,6 +47,24 @@ def run_cli(
     )
 
 
+def run_cli_importing(
+    db: Path, *args: str
+) -> tuple[subprocess.CompletedProcess[str], bool, list[str]]:
+    """`durableq --db DB ARGS...` under `-X importtime`: the process, whether it imported
+    SQLAlchemy, and its stderr lines other than the import times."""
+    done = subprocess.run(
+        [*DURABLEQ[:1], "-X", "importtime", *DURABLEQ[1:], "--db", str(db), *args],
+        capture_output=True,
+        text=True,
+        env=environment(),
+        timeout=60,
+    )
+    # -X importtime prints "import time: self | cumulative | <indent>module" per import.
+    lines = done.stderr.splitlines()
+    imported = any(line.split("|")[-1].strip() == "sqlalchemy" for line in lines)
+    return done, imported, [line for line in lines if not line.startswith("import time:")]
+
+
 def start_worker(
     db: Path | str,
     *extra: str,
