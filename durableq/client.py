@@ -27,7 +27,7 @@ from durableq.core.schedules import ScheduleInfo
 from durableq.core.uniqueness import Enqueued, Unique
 from durableq.reader import Reader
 from durableq.store import migrate
-from durableq.store.api import open_store
+from durableq.store.api import Store, open_store
 from durableq.store.changes import wait_for_change
 from durableq.store.engine import enable_wal, make_engine, removed_unless_prepared, sqlite_path
 from durableq.store.records import UNSET
@@ -40,11 +40,11 @@ class Client(Reader):
     """One per process is plenty: it holds the engine (a pool of connections) for its database.
     Its reads (get, jobs, stats, queues, workers, ...) are Reader's, on this store."""
 
+    store: Store  # all of it, not only the reads
+
     def __init__(self, settings: Settings, engine: Engine, clock: Clock = utc_now) -> None:
-        store = open_store(engine)
-        super().__init__(settings, store, clock)
+        super().__init__(settings, open_store(engine), clock)
         self.engine = engine
-        self.store = store
 
     @classmethod
     def open(

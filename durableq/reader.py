@@ -33,14 +33,14 @@ class ReadStore(Protocol):
 class Reader(JobBuilder):
     def __init__(self, settings: Settings, store: ReadStore, clock: Clock = utc_now) -> None:
         super().__init__(settings, clock)
-        self.reads = store
+        self.store = store
 
     def get(self, job_id: int | str) -> Job:
-        return self.reads.get(parse_job_id(job_id))
+        return self.store.get(parse_job_id(job_id))
 
     def errors(self, job_id: int | str) -> list[JobError]:
         job = self.get(job_id)
-        return self.reads.errors(job.id)
+        return self.store.errors(job.id)
 
     def jobs(
         self,
@@ -62,7 +62,7 @@ class Reader(JobBuilder):
         where = job_filter(
             statuses, queues, types, created_after, created_before, before_id, payload_contains
         )
-        return self.reads.list_jobs(where, limit, offset)
+        return self.store.list_jobs(where, limit, offset)
 
     def count_jobs(
         self,
@@ -84,24 +84,24 @@ class Reader(JobBuilder):
             created_before,
             payload_contains=payload_contains,
         )
-        return self.reads.count_jobs(where, cap)
+        return self.store.count_jobs(where, cap)
 
     def stats(self) -> Stats:
-        return self.reads.stats(self.clock())
+        return self.store.stats(self.clock())
 
     def workers(self) -> list[WorkerInfo]:
-        return self.reads.list_workers(self.clock(), self.settings.lease)
+        return self.store.list_workers(self.clock(), self.settings.lease)
 
     def leader(self) -> Leader | None:
         """The daemon that leads now (runs the rescuer, the pruner and the reaper), if any."""
-        return self.reads.leader(self.clock())
+        return self.store.leader(self.clock())
 
     def queues(self) -> list[QueueInfo]:
         """Every queue with a row or a job: controls, pending and running counts, oldest wait."""
-        return self.reads.queues(self.clock())
+        return self.store.queues(self.clock())
 
     def queue(self, name: str) -> QueueInfo:
-        return self.reads.queue(parse_queue_name(name), self.clock())
+        return self.store.queue(parse_queue_name(name), self.clock())
 
 
 def job_filter(

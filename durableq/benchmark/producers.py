@@ -37,8 +37,9 @@ def producers(bench: Bench, sizes: Sizes, report: Report) -> None:
         f"daemons (--concurrency {CONCURRENCY}) run"
     )
     with ExitStack() as stack:
-        daemons = [stack.enter_context(bench.daemon(db, CONCURRENCY, burst=False))]
-        daemons.append(stack.enter_context(bench.daemon(db, CONCURRENCY, burst=False)))
+        daemons = [
+            stack.enter_context(bench.daemon(db, CONCURRENCY, burst=False)) for _ in range(DAEMONS)
+        ]
         for daemon in daemons:
             wait_ready(db, daemon)
         many = _run(bench, db, PRODUCERS, sizes.per_producer)

@@ -45,10 +45,11 @@ class App:
         """For the read commands: a ready SQLite file is read without SQLAlchemy (the same
         statements the SQLite store runs); anything else goes through the client."""
         if self._client is None:
-            reads = open_reads(self.settings())
+            settings = self.settings()
+            reads = open_reads(settings)
             if reads is not None:
                 click.get_current_context().call_on_close(reads.close)
-                return Reader(self.settings(), reads)
+                return Reader(settings, reads)
         return self.client()
 
     def client(self, create: bool = False) -> Client:

@@ -66,7 +66,7 @@ def show_job(ctx: click.Context, job_id: int, as_json: bool) -> None:
     """Every field of a job, its result and its error history."""
     client = app(ctx).reader()
     job = client.get(job_id)
-    errors = client.reads.errors(job.id)
+    errors = client.store.errors(job.id)
     if as_json:
         echo_json(job_json(job, errors))
     else:

@@ -175,6 +175,15 @@ class QueueInfo:
         return self.paused_at is not None
 
 
+def named(found: Sequence[QueueInfo], name: str) -> QueueInfo:
+    """The queue `name` among `found`; a queue exists as soon as it is named, so one with no
+    row and no job is an empty one."""
+    for queue in found:
+        if queue.name == name:
+            return queue
+    return QueueInfo(name, None, None, None, None, pending=0, running=0, oldest_due_wait=None)
+
+
 @dataclass
 class ClaimPlan:
     """How many jobs a claim may take from each capped queue, then from the rest."""

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from durableq.core.queues import QueueInfo, Rate, check_limit
+from durableq.core.queues import QueueInfo, Rate, check_limit, named
 from durableq.store.core.base import PENDING, RUNNING, CoreBase, J
 from durableq.store.records import UNSET
 from durableq.store.schema import (
@@ -84,13 +84,7 @@ class QueueOps(CoreBase):
         return self.queue(name, now)
 
     def queue(self, name: str, now: datetime) -> QueueInfo:
-        """A queue exists as soon as it is named: one with no row and no job is empty."""
-        found = [q for q in self.queues(now, names=[name]) if q.name == name]
-        if not found:
-            return QueueInfo(
-                name, None, None, None, None, pending=0, running=0, oldest_due_wait=None
-            )
-        return found[0]
+        return named(self.queues(now, names=[name]), name)
 
     def queues(self, now: datetime, names: Sequence[str] = ()) -> list[QueueInfo]:
         """Every queue with a row or a job, by name, with its counts."""

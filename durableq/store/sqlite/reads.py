@@ -18,7 +18,7 @@ from typing import Any
 from durableq.core import payloads
 from durableq.core.errors import JobNotFound
 from durableq.core.jobs import Job, JobError, JobStatus
-from durableq.core.queues import QueueInfo, Rate
+from durableq.core.queues import QueueInfo, Rate, named
 from durableq.store.records import JobFilter, Leader, Stats, WorkerInfo
 from durableq.store.timestamps import decode, encode
 
@@ -110,21 +110,18 @@ class SqliteReads:
     # -- queues, workers, the leader -----------------------------------------------------------
 
     def queue(self, name: str, now: datetime) -> QueueInfo:
-        """A queue exists as soon as it is named: one with no row and no job is empty."""
-        for found in self.queues(now, names=[name]):
-            if found.name == name:
-                return found
-        return QueueInfo(name, None, None, None, None, pending=0, running=0, oldest_due_wait=None)
+        return named(self.queues(now, names=[name]), name)
 
     def queues(self, now: datetime, names: Sequence[str] = ()) -> list[QueueInfo]:
         """Every queue with a row or a job, by name, with its counts."""
-        only, params = ("", []) if not names else (_in("queue", names), list(names))
-        named = only.replace("queue IN", "name IN")
+        params = list(names)
+        only = f" AND {_in('queue', names)}" if names else ""
         with self._reading() as connection:
             rows = {
                 row["name"]: row
                 for row in connection.execute(
-                    f"SELECT * FROM queues{' WHERE ' + named if names else ''}", params
+                    f"SELECT * FROM queues{' WHERE ' + _in('name', names) if names else ''}",
+                    params,
                 )
             }
             tallies: dict[str, dict[str, int]] = collections.defaultdict(dict)
@@ -132,8 +129,8 @@ class SqliteReads:
             # (pending or running rows only), never the finished history.
             for status in (PENDING, RUNNING):
                 counts = connection.execute(
-                    f"SELECT queue, count(*) FROM jobs WHERE status = '{status}'"
-                    f"{' AND ' + only if names else ''} GROUP BY queue",
+                    f"SELECT queue, count(*) FROM jobs WHERE status = '{status}'{only} "
+                    "GROUP BY queue",
                     params,
                 )
                 for queue, n in counts:
@@ -141,7 +138,7 @@ class SqliteReads:
             oldest = dict(
                 connection.execute(
                     f"SELECT queue, min(run_at) FROM jobs WHERE status = '{PENDING}' "
-                    f"AND run_at <= ?{' AND ' + only if names else ''} GROUP BY queue",
+                    f"AND run_at <= ?{only} GROUP BY queue",
                     [encode(now), *params],
                 ).fetchall()
             )

@@ -205,12 +205,9 @@ def failure(message: str, where: str, operational: bool = False) -> DatabaseErro
             f"database {where}: the disk is full, nothing was written; free some space (or "
             "move the database to a bigger disk) and retry"
         )
-    if _on_read_only_filesystem(where) and (
-        "readonly" in lowered
-        or "read-only" in lowered
-        or "i/o error" in lowered
-        or "unable to open" in lowered
-    ):
+    # The message first: the filesystem is looked at only for errors it can explain.
+    signs = ("readonly", "read-only", "i/o error", "unable to open")
+    if any(sign in lowered for sign in signs) and _on_read_only_filesystem(where):
         return DatabaseError(
             f"database {where} is on a read-only filesystem, nothing was written; remount it "
             "read-write and retry (a disk the kernel turned read-only after errors needs "
