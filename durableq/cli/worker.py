@@ -42,6 +42,14 @@ def worker() -> None:
     help="Jobs run at once (threads).",
 )
 @click.option(
+    "--prefetch",
+    type=click.IntRange(0, 10_000),
+    default=16,
+    show_default=True,
+    help="The most jobs claimed ahead of the free slots, while jobs are quick enough that one "
+    "waits about 50 ms for a slot on average (0: only as many as the free slots).",
+)
+@click.option(
     "--queue",
     "queues",
     multiple=True,
@@ -106,6 +114,7 @@ def start(
     ctx: click.Context,
     apps: tuple[str, ...],
     concurrency: int,
+    prefetch: int,
     queues: tuple[tuple[str, int | None], ...],
     shutdown_timeout: float,
     burst: bool,
@@ -152,6 +161,7 @@ def start(
         shutdown_timeout=shutdown_timeout,
         burst=burst,
         queue_limits=tuple((name, n) for name, n in queues if n is not None),
+        prefetch=prefetch,
     )
     runner = None
     if pool == "process":

@@ -240,3 +240,9 @@ class ClaimedJob:
     lease_token: str
     run_at: datetime | None = None  # when it was due: the wait until its start (metrics)
     meta: dict[str, Any] | None = None  # as stored: the handler's updates merge into it
+    priority: int = 0
+
+    def start_order(self) -> tuple[int, float, int]:
+        """Jobs claimed together start in the claim's order: best priority, then due first."""
+        due = 0.0 if self.run_at is None else self.run_at.timestamp()
+        return (-self.priority, due, self.id)

@@ -65,6 +65,7 @@ class Outcome:
     traceback: str | None = None
     delay: float | None = None  # SNOOZED, RETRY_IN: seconds until the job is due again
     report: Report = NOTHING_REPORTED
+    started: float | None = None  # time.monotonic() when its handler started (None: never)
 
 
 @dataclass(frozen=True)
@@ -83,12 +84,24 @@ class Finish:
     traceback: str | None = None
     attempt_delta: int = 0
     report: Report = NOTHING_REPORTED
+    # When the handler started, where it was not when the job was claimed (a job claimed ahead
+    # waits for a slot): the stored started_at becomes this.
+    started_at: datetime | None = None
 
 
-def resolve(outcome: Outcome, now: datetime, backoff: Backoff, rng: random.Random) -> Finish:
-    """The state change an outcome makes, carrying what the handler reported."""
+def resolve(
+    outcome: Outcome,
+    now: datetime,
+    backoff: Backoff,
+    rng: random.Random,
+    started_at: datetime | None = None,
+) -> Finish:
+    """The state change an outcome makes, carrying what the handler reported and when it
+    started."""
     finish = _resolve(outcome, now, backoff, rng)
-    return replace(finish, report=outcome.report) if outcome.report != NOTHING_REPORTED else finish
+    if outcome.report == NOTHING_REPORTED and started_at is None:
+        return finish
+    return replace(finish, report=outcome.report, started_at=started_at)
 
 
 def _resolve(outcome: Outcome, now: datetime, backoff: Backoff, rng: random.Random) -> Finish:

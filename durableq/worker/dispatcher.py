@@ -1,8 +1,9 @@
 """Claims jobs for free slots, hands them to the slot threads, and persists their outcomes.
 
 One thread (the dispatcher's) does all the hot-path database work: it claims in batches sized to
-the free slots and writes finished jobs in batches, so handler threads never touch the database
-and a busy worker pays one commit for many jobs.
+the free slots (plus, while jobs are quick, a few ahead: prefetch.py) and writes finished jobs in
+batches, so handler threads never touch the database, a busy worker pays one commit for many
+jobs, and a slot rarely waits for a commit.
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ import random
 import select
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from durableq.core.config import Settings
 from durableq.core.errors import DatabaseError
 from durableq.core.jobs import Action, ClaimedJob
-from durableq.core.outcomes import Finish, Outcome, Progress, release, resolve
+from durableq.core.outcomes import Finish, Outcome, release, resolve
 from durableq.store.api import Store
 from durableq.store.changes import SAFETY_RECHECK, ChangeWatcher
 from durableq.worker.doorbell import Doorbell
@@ -30,6 +31,9 @@ from durableq.worker.events import Events, JobFinished, JobStarted
 from durableq.worker.executor import Execution, Runner, StopReason
 from durableq.worker.leases import Stamp
 from durableq.worker.options import WorkerOptions
+from durableq.worker.prefetch import Prefetch
+from durableq.worker.running import Running
+from durableq.worker.timers import Timers
 from durableq.worker.trouble import Trouble
 
 log = logging.getLogger("durableq.worker")
@@ -65,69 +69,16 @@ class Dispatcher:
         self._work: queue.SimpleQueue[Execution | None] = queue.SimpleQueue()
         self._done: collections.deque[Outcome] = collections.deque()
         self._wakeup = Doorbell()
-        self._running: dict[int, Execution] = {}
-        self._running_lock = threading.Lock()
+        self.running = Running(settings.lease)
         self._unsaved: list[tuple[Finish, Outcome | None]] = []
-        self._deadlines: list[tuple[float, int, str]] = []
+        self._timers = Timers()
+        self._prefetch = Prefetch(options.prefetch, options.concurrency)
         self._slots: list[threading.Thread] = []
         self._busy_delay = 0.0
         self._busy_until = 0.0
         self._trouble = Trouble("worker")
         self._retries: list[float] = []  # when this worker's scheduled retries fall due
-        self.last_renewal = time.monotonic()  # when the last committed renewal read the time
         self.processed = 0
-
-    # -- what other threads may ask -------------------------------------------------------
-
-    def running_tokens(self) -> dict[int, str]:
-        with self._running_lock:
-            return {job_id: ex.job.lease_token for job_id, ex in self._running.items()}
-
-    def renewed(self, tokens: Mapping[int, str], at_mono: float) -> None:
-        """A renewal that read the time at `at_mono` committed for these jobs (id -> token)."""
-        until = at_mono + self.settings.lease
-        with self._running_lock:
-            executions = [
-                ex
-                for job_id, ex in self._running.items()
-                if tokens.get(job_id) == ex.job.lease_token
-            ]
-        for execution in executions:
-            execution.lease_until(until)
-        self.last_renewal = max(self.last_renewal, at_mono)
-
-    def reports_due(self, now_mono: float) -> list[Progress]:
-        """What running handlers reported since their last save, for the progress saver."""
-        with self._running_lock:
-            executions = list(self._running.values())
-        due = []
-        for execution in executions:
-            report = execution.reporting.due(now_mono)
-            if report is not None:
-                due.append(Progress(execution.job.id, execution.job.lease_token, report))
-        return due
-
-    def reports_unsaved(self, updates: Sequence[Progress]) -> None:
-        with self._running_lock:
-            executions = [self._running.get(update.job_id) for update in updates]
-        for execution in executions:
-            if execution is not None:
-                execution.reporting.unsaved()
-
-    def hurry_at(self) -> float | None:
-        """From when a renewal should wait for the write lock ahead of everyone else: once the
-        earliest running lease is within half a lease of its end."""
-        with self._running_lock:
-            ends = [ex.lease_deadline for ex in self._running.values()]
-        return min(ends) - self.settings.lease / 2 if ends else None
-
-    def stop_jobs(self, job_ids: Sequence[int] | frozenset[int], reason: StopReason) -> None:
-        with self._running_lock:
-            executions = [self._running[i] for i in job_ids if i in self._running]
-        for execution in executions:
-            if execution.reason is not reason:
-                log.info("job %s: stopping its handler (%s)", execution.job.id, reason.value)
-            execution.stop(reason)
 
     def request_stop(self) -> None:
         self.stopping.set()
@@ -145,6 +96,8 @@ class Dispatcher:
 
     def _slot(self) -> None:
         while (execution := self._work.get()) is not None:
+            if not execution.begin():
+                continue  # given back while it waited for this slot (_give_back_held)
             self.events.emit(JobStarted(execution.job))
             self._done.append(self.executor.run(execution))
             self._wakeup.ring()
@@ -161,7 +114,8 @@ class Dispatcher:
             while not self.stopping.is_set():
                 self._collect()
                 self._enforce_deadlines()
-                free = self.options.concurrency - len(self._running)
+                self._give_back_held()
+                free = self.options.concurrency + self._prefetch.ahead() - len(self.running)
                 claimed = 0
                 now = time.monotonic()
                 wanted = backlog or changed or now >= next_poll or self.options.burst
@@ -192,22 +146,21 @@ class Dispatcher:
         LINGER_WINDOW ago, wait up to the runner's linger for it, so one commit saves them
         all. Returns the slots that freed meanwhile."""
         linger = self.executor.linger
-        if not linger or not self._unsaved or not self._running:
-            return 0
-        before = len(self._running)
+        if not linger or not self._unsaved or not self.running or not self._work.empty():
+            return 0  # (jobs claimed ahead wait for the slots: they need no commit to start)
+        before = len(self.running)
         deadline = time.monotonic() + linger
-        while self._running:
+        while self.running:
             now = time.monotonic()
-            with self._running_lock:
-                oldest = min((ex.started for ex in self._running.values()), default=now)
+            oldest = min((ex.started for ex in self.running.snapshot()), default=now)
             if now >= deadline or now - oldest > LINGER_WINDOW:
                 break
             self._wakeup.wait(deadline - now)
             self._collect()
-        return before - len(self._running)
+        return before - len(self.running)
 
     def _idle(self) -> bool:
-        return not self._running and not self._done and not self._unsaved
+        return not self.running and not self._done and not self._unsaved
 
     def _ready(self) -> bool:
         return self._busy_delay == 0.0 or time.monotonic() >= self._busy_until
@@ -218,8 +171,8 @@ class Dispatcher:
         Returns True when the database changed (so a claim is worth trying).
         """
         limit = next_poll
-        if self._deadlines:
-            limit = min(limit, self._deadlines[0][0])
+        if (due := self._timers.next_due()) is not None:
+            limit = min(limit, due)
         if not self._ready():  # retry a failed turn when its back-off ends, not at the poll
             limit = min(limit, self._busy_until)
         descriptors = [self._wakeup.fileno()]
@@ -243,8 +196,7 @@ class Dispatcher:
         """What this daemon may still start of each queue it limits (`--queue NAME=N`)."""
         if not self.options.queue_limits:
             return {}
-        with self._running_lock:
-            running = collections.Counter(ex.job.queue for ex in self._running.values())
+        running = self.running.per_queue()
         return {name: limit - running[name] for name, limit in self.options.queue_limits}
 
     def _turn(self, free: int) -> tuple[int, bool, float | None]:
@@ -255,8 +207,8 @@ class Dispatcher:
         """
         batch = self._unsaved
         stamp = Stamp(self.clock)  # read by the store once it holds the write lock
-        renew = bool(self._running) and (
-            stamp.mono - self.last_renewal >= self.settings.heartbeat_interval / 2
+        renew = bool(self.running) and (
+            stamp.mono - self.running.last_renewal >= self.settings.heartbeat_interval / 2
         )
         turn = self._with_db(
             lambda: self.store.finish_and_claim(
@@ -267,17 +219,18 @@ class Dispatcher:
                 stamp,
                 self.settings.lease,
                 renew=renew,
-                hurry_at=self.hurry_at() if renew else None,
+                hurry_at=self.running.hurry_at() if renew else None,
                 caps=self._caps(),
             )
         )
         if turn is None:
             return 0, False, None  # outcomes stay in _unsaved for the next turn
         if renew:
-            self.renewed(turn.renewed, stamp.mono)
+            self.running.renewed(turn.renewed, stamp.mono)
         self._unsaved = []
         self._saved(batch, turn.stale)
-        for job in turn.claimed:
+        # Claimed ahead, they wait in the slots' queue: in the claim's order, not the store's.
+        for job in sorted(turn.claimed, key=ClaimedJob.start_order):
             self._start(job, stamp.mono)
         return len(turn.claimed), turn.held, turn.wake_in
 
@@ -285,31 +238,41 @@ class Dispatcher:
         execution = Execution(job)
         # The claim wrote lease_expires_at = now + lease, with now read at `claimed_at`.
         execution.lease_until(claimed_at + self.settings.lease)
-        with self._running_lock:
-            self._running[job.id] = execution
-        if execution.deadline is not None:
-            heapq.heappush(self._deadlines, (execution.deadline, job.id, job.lease_token))
+        self.running.add(execution)
+        self._timers.track(execution)
         self._work.put(execution)
 
     def _enforce_deadlines(self) -> None:
+        for execution in self._timers.timed_out(time.monotonic(), self.running.current):
+            log.info("job %s: timeout of %gs passed", execution.job.id, execution.job.timeout)
+            execution.stop(StopReason.TIMED_OUT)
+
+    def _give_back_held(self, everything: bool = False) -> None:
+        """Jobs claimed ahead that waited too long for a slot (the jobs before them turned out
+        slow), or all that wait (`everything`, on shutdown), go back to the queue for any
+        worker, attempt not counted."""
         now = time.monotonic()
-        while self._deadlines and self._deadlines[0][0] <= now:
-            _, job_id, token = heapq.heappop(self._deadlines)
-            execution = self._running.get(job_id)
-            if execution is not None and execution.job.lease_token == token:
-                log.info("job %s: timeout of %gs passed", job_id, execution.job.timeout)
-                execution.stop(StopReason.TIMED_OUT)
+        for execution in self._timers.held_too_long(now, self.running.current, everything):
+            self.running.pop(execution.job.id)
+            waited = now - execution.claimed
+            # The jobs ahead of it ran at least this long: claim no more ahead of them.
+            self._prefetch.observe(waited)
+            log.info("job %s: waited %.1fs for a slot; giving it back", execution.job.id, waited)
+            self._unsaved.append((release(execution.job, self.clock()), None))
 
     def _collect(self) -> None:
         """Turn finished executions into the guarded state changes to write next."""
         if not self._done:
             return
-        now = self.clock()
+        now, now_mono = self.clock(), time.monotonic()
         while self._done:
             outcome = self._done.popleft()
-            with self._running_lock:
-                self._running.pop(outcome.job.id, None)
-            finish = resolve(outcome, now, self.settings.backoff, self._rng)
+            self.running.pop(outcome.job.id)
+            started_at = None
+            if outcome.started is not None:
+                self._prefetch.observe(outcome.duration)
+                started_at = now - timedelta(seconds=now_mono - outcome.started)
+            finish = resolve(outcome, now, self.settings.backoff, self._rng, started_at)
             self._unsaved.append((finish, outcome))
 
     def _save(self) -> None:
@@ -353,17 +316,18 @@ class Dispatcher:
     def _drain(self) -> None:
         """Let running jobs finish up to the shutdown timeout, then stop them and give them back."""
         deadline = time.monotonic() + self.options.shutdown_timeout
-        if self._running:
+        self._give_back_held(everything=True)  # not started: no reason to make them wait
+        if self.running:
             log.info(
                 "waiting up to %gs for %d running job(s)",
                 self.options.shutdown_timeout,
-                len(self._running),
+                len(self.running),
             )
         self._wait_for_running(deadline)
-        if self._running:
-            self.stop_jobs(list(self._running), StopReason.SHUTDOWN)
+        if self.running:
+            self.running.stop(list(self.running.tokens()), StopReason.SHUTDOWN)
             self._wait_for_running(time.monotonic() + SHUTDOWN_GRACE)
-        if self._running:
+        if self.running:
             self._release_stuck()
         for _ in self._slots:
             self._work.put(None)
@@ -376,21 +340,18 @@ class Dispatcher:
             log.error("could not save %d outcome(s); their leases will expire", len(self._unsaved))
 
     def _wait_for_running(self, deadline: float) -> None:
-        while self._running and time.monotonic() < deadline:
+        while self.running and time.monotonic() < deadline:
             self._collect()
             self._save()
             self._enforce_deadlines()
-            if self._running:
+            if self.running:
                 self._wakeup.wait(min(0.05, max(0.0, deadline - time.monotonic())))
         self._collect()
         self._save()
 
     def _release_stuck(self) -> None:
         """Handlers that ignored ctx.cancelled: give their jobs back, attempt not counted."""
-        with self._running_lock:
-            stuck = list(self._running.values())
-            self._running.clear()
-        for execution in stuck:
+        for execution in self.running.clear():
             job = execution.job
             log.warning("job %s: handler did not stop; releasing the job", job.id)
             self._unsaved.append((release(job, self.clock()), None))

@@ -10,7 +10,7 @@ import time
 import traceback
 from concurrent import futures
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from durableq.core.jobs import ClaimedJob
@@ -44,21 +44,44 @@ class Execution:
 
     `lease_until(t)` moves the lease's end (a time.monotonic() value) later; once it passes,
     `cancelled` reads as set (see leases.StopSignal), whoever looks first.
+
+    Claimed at `claimed`; a job claimed ahead (prefetch.py) waits for a slot until `begin()`,
+    which starts its run time (and timeout), unless the dispatcher gave it back (`withdraw()`).
     """
 
     job: ClaimedJob
-    started: float = field(default_factory=time.monotonic)
+    claimed: float = field(default_factory=time.monotonic)
     reason: StopReason | None = None
+    begun: bool = False
+    withdrawn: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
     cancelled: StopSignal = field(init=False)
     reporting: Reporting = field(init=False)
 
     def __post_init__(self) -> None:
+        self.started = self.claimed
         self.cancelled = StopSignal(on_lapse=self._lapsed)
         self.reporting = Reporting(self.job.id, self.job.meta, self._lost)
 
     def _lost(self) -> bool:
         return self.reason is StopReason.LOST
+
+    def begin(self) -> bool:
+        """A slot starts the job now; False if the dispatcher gave it back while it waited."""
+        with self._lock:
+            if self.withdrawn:
+                return False
+            self.started = time.monotonic()
+            self.begun = True
+            return True
+
+    def withdraw(self) -> bool:
+        """Give back a job still waiting for a slot; False if a slot has started it."""
+        with self._lock:
+            if self.begun:
+                return False
+            self.withdrawn = True
+            return True
 
     @property
     def deadline(self) -> float | None:
@@ -123,8 +146,8 @@ class Executor:
         self._loop_lock = threading.Lock()
 
     def run(self, execution: Execution) -> Outcome:
-        lapsed = lapsed_before_start(execution)
-        return lapsed or outcome_of(execution, self.attempt(execution))
+        unstarted = stopped_before_start(execution)
+        return unstarted or outcome_of(execution, self.attempt(execution))
 
     def close(self) -> None:
         """Nothing to release: the handlers ran in this process's threads."""
@@ -193,13 +216,24 @@ class Executor:
             return self._loop
 
 
-def lapsed_before_start(execution: Execution) -> Outcome | None:
-    """Claimed, but the lease ran out before a slot could start it (a starved process): never
-    start a handler on a lapsed lease; give the job back, attempt not counted."""
-    if not execution.cancelled.lapsed():
+def stopped_before_start(execution: Execution) -> Outcome | None:
+    """Claimed, but stopped before a slot could start it: never start a handler then.
+
+    A lapsed lease (a starved process) gives the job back, attempt not counted; so does a
+    shutdown or a lost lease; a cancel cancels it. A job claimed ahead (prefetch.py) waits for
+    a slot, so this is no rare race: a cancel may well arrive first.
+    """
+    if execution.cancelled.lapsed():
+        log.warning(
+            "job %s: lease lapsed before its handler started; giving it back", execution.job.id
+        )
+        return Outcome(job=execution.job, kind=OutcomeKind.INTERRUPTED, duration=0.0)
+    if execution.reason is None:
         return None
-    log.warning("job %s: lease lapsed before its handler started; giving it back", execution.job.id)
-    return Outcome(job=execution.job, kind=OutcomeKind.INTERRUPTED, duration=0.0)
+    log.info("job %s: %s before its handler started", execution.job.id, execution.reason.value)
+    return replace(
+        outcome_of(execution, Attempt(OutcomeKind.INTERRUPTED)), duration=0.0, started=None
+    )
 
 
 def _told(execution: Execution, told: Snooze | RetryIn | Fail | Cancel) -> Attempt:
@@ -248,6 +282,7 @@ def outcome_of(execution: Execution, attempt: Attempt, report: Report | None = N
         traceback=_storable(trace),
         delay=attempt.delay,
         report=execution.reporting.final() if report is None else report,
+        started=execution.started if execution.begun else None,
     )
 
 

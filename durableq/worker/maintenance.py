@@ -30,6 +30,7 @@ from durableq.worker.dispatcher import Dispatcher
 from durableq.worker.events import Events
 from durableq.worker.executor import StopReason
 from durableq.worker.leases import Stamp
+from durableq.worker.running import Running
 from durableq.worker.services.leader import Leadership
 from durableq.worker.services.rollup import Rollup
 from durableq.worker.services.runner import ServiceRunner
@@ -68,15 +69,15 @@ class Heartbeat:
     def due(self, now_mono: float) -> bool:
         """A renewal is due a heartbeat interval after the last one (a busy worker's turns
         renew too, so then the heartbeat only reads)."""
-        return now_mono - self.dispatcher.last_renewal >= self.settings.heartbeat_interval
+        return now_mono - self.dispatcher.running.last_renewal >= self.settings.heartbeat_interval
 
     def run_once(self, now: datetime) -> HeartbeatReport:
         """Renew (reading the clock once the write lock is held) or only read the cancels."""
         now_mono = time.monotonic()
         if self.clock_steps is not None:  # both clocks read together: no delay between them
             self.clock_steps.observe(self.clock(), now_mono)
-        dispatcher = self.dispatcher
-        tokens = dispatcher.running_tokens()
+        dispatcher, running = self.dispatcher, self.dispatcher.running
+        tokens = running.tokens()
         if self.due(now_mono):
             stamp = Stamp(self.clock)
             report = self.store.renew(
@@ -84,16 +85,16 @@ class Heartbeat:
                 tokens,
                 stamp,
                 self.settings.lease,
-                hurry_at=dispatcher.hurry_at(),
+                hurry_at=running.hurry_at(),
             )
-            dispatcher.renewed({i: tokens[i] for i in report.renewed}, stamp.mono)
+            running.renewed({i: tokens[i] for i in report.renewed}, stamp.mono)
         elif tokens:
             report = self.store.poll_cancel_requests(dispatcher.worker_id, tokens)
         else:
             return HeartbeatReport()
-        stop_lost(dispatcher, {job_id: tokens[job_id] for job_id in report.lost})
+        stop_lost(running, {job_id: tokens[job_id] for job_id in report.lost})
         if report.cancel_requested:
-            dispatcher.stop_jobs(report.cancel_requested, StopReason.CANCELED)
+            running.stop(report.cancel_requested, StopReason.CANCELED)
         return report
 
 
@@ -110,27 +111,28 @@ class ProgressSaver:
         self.dispatcher = dispatcher
 
     def run_once(self, now: datetime) -> int:
-        updates = self.dispatcher.reports_due(time.monotonic())
+        running = self.dispatcher.running
+        updates = running.reports_due(time.monotonic())
         if not updates:
             return 0
         try:
             stale = self.store.record_progress(updates, now)
         except BaseException:
-            self.dispatcher.reports_unsaved(updates)
+            running.reports_unsaved(updates)
             raise
         gone = set(stale)
-        stop_lost(self.dispatcher, {u.job_id: u.lease_token for u in updates if u.job_id in gone})
+        stop_lost(running, {u.job_id: u.lease_token for u in updates if u.job_id in gone})
         return len(updates) - len(stale)
 
 
-def stop_lost(dispatcher: Dispatcher, held: Mapping[int, str]) -> None:
+def stop_lost(running: Running, held: Mapping[int, str]) -> None:
     """These executions (job id -> the lease token they held) lost their leases: stop the ones
     still running under that token. A job that finished meanwhile is not lost, just done."""
-    current = dispatcher.running_tokens()
+    current = running.tokens()
     lost = frozenset(job_id for job_id, token in held.items() if current.get(job_id) == token)
     if lost:
         log.warning("lost the lease of job(s) %s; their outcomes will be dropped", sorted(lost))
-        dispatcher.stop_jobs(lost, StopReason.LOST)
+        running.stop(lost, StopReason.LOST)
 
 
 class Rescuer:

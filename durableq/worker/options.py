@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from durableq.worker import prefetch
+
 
 @dataclass(frozen=True)
 class WorkerOptions:
@@ -13,6 +15,8 @@ class WorkerOptions:
     burst: bool = False
     # `--queue mail=4`: at most that many of the queue's jobs at once in this daemon.
     queue_limits: tuple[tuple[str, int], ...] = ()
+    # The most jobs claimed ahead of the free slots while jobs are quick (prefetch.py); 0: none.
+    prefetch: int = prefetch.DEFAULT
 
     def described_queues(self) -> tuple[str, ...]:
         """The queues as `--queue` took them: `mail=4` where this daemon limits one."""

@@ -32,7 +32,7 @@ from typing import Any
 from durableq.core.errors import HandlerNotFound
 from durableq.core.outcomes import Outcome, OutcomeKind, Report
 from durableq.handlers.outcomes import LeaseLost
-from durableq.worker.executor import Attempt, Execution, lapsed_before_start, outcome_of
+from durableq.worker.executor import Attempt, Execution, outcome_of, stopped_before_start
 
 log = logging.getLogger("durableq.worker")
 
@@ -202,9 +202,9 @@ class ProcessPool:
         self._idle.extend(started)
 
     def run(self, execution: Execution) -> Outcome:
-        lapsed = lapsed_before_start(execution)
-        if lapsed is not None:
-            return lapsed
+        unstarted = stopped_before_start(execution)
+        if unstarted is not None:
+            return unstarted
         child = self._take()
         outcome, alive = child.run(execution)
         if alive:

@@ -894,6 +894,12 @@ CASES: list[Case] = [
     CliCase("serve with a prefix under /api", ("serve", "--prefix", "/api/x"), 2, "not under /api"),
     CliCase("worker with an unknown pool", ("worker", "start", "--pool", "fork"), 2, "'fork'"),
     CliCase(
+        "worker with a negative prefetch",
+        ("worker", "start", "--prefetch", "-1"),
+        2,
+        "Invalid value for '--prefetch'",
+    ),
+    CliCase(
         "process pool with an app the children cannot import",
         ("worker", "start", "--pool", "process", "--app", "no_such_app:registry", "--burst"),
         2,

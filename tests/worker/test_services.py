@@ -111,7 +111,7 @@ def running(db_path: Path) -> Any:
 def test_the_heartbeat_renews_the_running_jobs_lease(running: Any) -> None:
     client, dispatcher, job_id = running
     before = client.get(job_id).lease_expires_at
-    dispatcher.last_renewal = time.monotonic() - 60  # a renewal is due
+    dispatcher.running.last_renewal = time.monotonic() - 60  # a renewal is due
     report = Heartbeat(client.store, dispatcher, client.settings, utc_now).run_once(utc_now())
     assert report.renewed == frozenset({job_id})
     assert client.get(job_id).lease_expires_at > before

@@ -62,6 +62,7 @@ class CoreClaims:
                 J.timeout,
                 J.run_at,
                 J.meta,
+                J.priority,
             )
         )
 
@@ -129,6 +130,7 @@ class _Steps:
                 lease_token=self.token,
                 run_at=row.run_at,
                 meta=payloads.decode(row.meta),
+                priority=row.priority,
             )
             for row in rows
         ]

@@ -152,6 +152,9 @@ class PostgresStore(CoreStore):
                     bindparam("progress_message", type_=Text()), J.progress_message
                 ),
                 meta=func.coalesce(bindparam("meta", type_=Text()), J.meta),
+                started_at=func.coalesce(
+                    bindparam("started_at", type_=UTCDateTime()), J.started_at
+                ),
                 worker_id=None,
                 lease_token=None,
                 lease_expires_at=None,
@@ -186,6 +189,7 @@ class PostgresStore(CoreStore):
             "progress": item.report.progress,
             "progress_message": item.report.progress_message,
             "meta": item.report.meta_json,
+            "started_at": item.started_at,
         }
 
     def _record_errors(

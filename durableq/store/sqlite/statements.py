@@ -83,7 +83,7 @@ WHERE id IN (
     WHERE {guard(Action.CLAIM)} AND run_at <= ?1 {{queues}}
     ORDER BY priority DESC, run_at, id
     LIMIT ?5)
-RETURNING id, queue, type, payload, attempts, max_attempts, timeout, run_at, meta
+RETURNING id, queue, type, payload, attempts, max_attempts, timeout, run_at, meta, priority
 """
 
 # A job whose cancel was requested ends canceled instead of going back to pending.
@@ -99,6 +99,7 @@ SET status = CASE WHEN cancel_requested AND ?3 = {PENDING} THEN {CANCELED} ELSE 
     progress = COALESCE(?10, progress),
     progress_message = COALESCE(?11, progress_message),
     meta = COALESCE(?12, meta),
+    started_at = COALESCE(?13, started_at),
     worker_id = NULL, lease_token = NULL, lease_expires_at = NULL
 WHERE id = ?1 AND {guard(*FINISH_ACTIONS)} AND lease_token = ?2
 """

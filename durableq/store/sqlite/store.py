@@ -205,6 +205,7 @@ class SqliteStore(SqliteReads, CoreStore):
                     item.report.progress,
                     item.report.progress_message,
                     item.report.meta_json,
+                    optional_timestamp(item.started_at),
                 ),
             ).rowcount
             if not updated:
@@ -260,6 +261,7 @@ class _Claim:
                 lease_token=token,
                 run_at=decode_timestamp(run_at),
                 meta=None if meta is None else json.loads(meta),
+                priority=priority,
             )
             for (
                 job_id,
@@ -271,6 +273,7 @@ class _Claim:
                 timeout,
                 run_at,
                 meta,
+                priority,
             ) in rows
         ]
 
