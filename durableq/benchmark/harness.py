@@ -14,11 +14,15 @@ from pathlib import Path
 from types import TracebackType
 
 import durableq
+from durableq.benchmark import postgres
 from durableq.client import Client
 from durableq.core.config import Settings, database_url
 from durableq.core.errors import DurableqError
 
 Progress = Callable[[str], None]
+# A database of the run: a SQLite file, or (with `bench --db postgresql://...`) the URL of a
+# database the run created on that server.
+Db = Path | str
 CHUNK = 10_000  # jobs per enqueue_many call when preparing a workload
 LOG_TAIL = 2_000
 
@@ -29,29 +33,51 @@ class BenchError(DurableqError):
 
 @dataclass
 class Bench:
-    """One invocation's scratch directory and durability level, shared by all sections."""
+    """One invocation's scratch directory and durability level, shared by all sections; with
+    `server` (a postgresql:// URL), the sections that run there get fresh databases on it."""
 
     root: Path
     synchronous: str
     progress: Progress
+    server: str | None = None
     _names: Iterator[int] = field(default_factory=itertools.count)
+    _created: list[str] = field(default_factory=list)
+
+    @property
+    def dialect(self) -> str:
+        return "sqlite" if self.server is None else "postgresql"
 
     def database(self, name: str) -> Path:
         """A path for a fresh database: each measurement starts from an empty file."""
         return self.root / f"{next(self._names):02d}-{name}.db"
 
-    def settings(self, path: Path) -> Settings:
-        return Settings(database=database_url(str(path)), synchronous=self.synchronous)
+    def settings(self, db: Db) -> Settings:
+        return Settings(database=database_url(str(db)), synchronous=self.synchronous)
 
-    def open(self, path: Path) -> Client:
-        return Client.open(self.settings(path), create=True)
+    def open(self, db: Db) -> Client:
+        return Client.open(self.settings(db), create=True)
 
     def fresh(self, name: str, pending_jobs: int = 0) -> Path:
-        """A new database with the real schema and `pending_jobs` no-op jobs waiting."""
+        """A new SQLite file with the real schema and `pending_jobs` no-op jobs waiting."""
         path = self.database(name)
         with self.open(path) as client:
             enqueue_noops(client, pending_jobs)
         return path
+
+    def fresh_db(self, name: str, pending_jobs: int = 0) -> Db:
+        """As fresh(), on the server when the run has one: a new database there."""
+        if self.server is None:
+            return self.fresh(name, pending_jobs)
+        url = postgres.create_database(self.server, f"{next(self._names):02d}_{name}")
+        self._created.append(url)
+        with self.open(url) as client:
+            enqueue_noops(client, pending_jobs)
+        return url
+
+    def close(self) -> None:
+        """Drop the databases the run created on the server."""
+        while self._created:
+            postgres.drop_database(self._created.pop())
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -81,7 +107,7 @@ class Bench:
             )
         return Process(name, popen, log_path)
 
-    def daemon(self, db: Path, concurrency: int, *, burst: bool, pool: str = "thread") -> Process:
+    def daemon(self, db: Db, concurrency: int, *, burst: bool, pool: str = "thread") -> Process:
         args = ["-m", "durableq", "--db", str(db), "worker", "start"]
         args += ["--concurrency", str(concurrency), "--log-level", "warning", "--pool", pool]
         if burst:

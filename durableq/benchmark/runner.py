@@ -19,6 +19,7 @@ from durableq.benchmark import (
     dashboard,
     http_api,
     latency,
+    postgres,
     producers,
     store,
     throughput,
@@ -41,6 +42,8 @@ SECTIONS = (
     "http",
     "dashboard",
 )
+# What runs on a PostgreSQL server (`bench --db postgresql://...`); the rest is SQLite's own.
+POSTGRES_SECTIONS = ("enqueue", "baseline", "processing", "end-to-end", "idle")
 
 FULL = (
     throughput.Sizes(
@@ -94,12 +97,20 @@ class BenchOptions:
     synchronous: str = "FULL"
     quick: bool = False
     only: tuple[str, ...] = ()  # empty: every section
+    server: str | None = None  # a postgresql:// URL: run POSTGRES_SECTIONS there
 
     def selected(self) -> list[str]:
         unknown = set(self.only) - set(SECTIONS)
         if unknown:
             raise InvalidInput(f"unknown section {sorted(unknown)[0]!r}: use {', '.join(SECTIONS)}")
-        wanted = set(self.only or SECTIONS)
+        available = SECTIONS if self.server is None else POSTGRES_SECTIONS
+        elsewhere = set(self.only) - set(available)
+        if elsewhere:
+            raise InvalidInput(
+                f"section {sorted(elsewhere)[0]!r} runs on SQLite only; on PostgreSQL use "
+                f"{', '.join(POSTGRES_SECTIONS)}"
+            )
+        wanted = set(self.only or available)
         if "processing" in wanted:
             wanted.add("baseline")  # processing is reported as a ratio of it
         return [section for section in SECTIONS if section in wanted]
@@ -107,6 +118,8 @@ class BenchOptions:
 
 def run_benchmark(options: BenchOptions, progress: Progress) -> Report:
     sections = options.selected()
+    if options.server is not None:
+        postgres.check_server(options.server)
     sizes, live, web, many = QUICK if options.quick else FULL
     if options.jobs is not None:
         if options.jobs < 1:
@@ -116,7 +129,7 @@ def run_benchmark(options: BenchOptions, progress: Progress) -> Report:
     meta = _meta(options, sizes.jobs, sections)
     report = Report(meta)
     with tempfile.TemporaryDirectory(prefix="durableq-bench-") as scratch:
-        bench = Bench(Path(scratch), options.synchronous, progress)
+        bench = Bench(Path(scratch), options.synchronous, progress, server=options.server)
         baseline_rate: list[float] = []
         steps: dict[str, Callable[[], Any]] = {
             "enqueue": lambda: throughput.enqueue(bench, sizes, report),
@@ -134,8 +147,11 @@ def run_benchmark(options: BenchOptions, progress: Progress) -> Report:
             "http": lambda: http_api.http(bench, web, report),
             "dashboard": lambda: dashboard.dashboard(bench, sizes, report),
         }
-        for section in sections:
-            steps[section]()
+        try:
+            for section in sections:
+                steps[section]()
+        finally:
+            bench.close()
     meta["duration_s"] = time.monotonic() - started
     meta["load_average_end"] = _load()
     return report
@@ -145,7 +161,9 @@ def _meta(options: BenchOptions, jobs: int, sections: list[str]) -> dict[str, An
     return {
         "durableq": durableq.__version__,
         "mode": "quick" if options.quick else "full",
-        "synchronous": options.synchronous,
+        "database": "sqlite" if options.server is None else "postgresql",
+        # On a server, its own synchronous_commit decides durability, for the yardsticks too.
+        "synchronous": options.synchronous if options.server is None else "server's",
         "jobs": jobs,
         "sections_run": sections,
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),

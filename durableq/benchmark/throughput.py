@@ -11,9 +11,9 @@ from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from durableq.benchmark import timings
+from durableq.benchmark import postgres, timings
 from durableq.benchmark.baseline import claim_and_complete_all, insert_one_each
-from durableq.benchmark.harness import Bench, BenchError, enqueue_noops, finish_timeout
+from durableq.benchmark.harness import Bench, BenchError, Db, enqueue_noops, finish_timeout
 from durableq.benchmark.report import Report, Target, ms, number, rate
 from durableq.benchmark.timings import Run
 
@@ -30,6 +30,12 @@ PROCESSING = (
 DEPTH_CONCURRENCY = 4  # the product's default
 
 ONE_DAEMON = Target(">=", 10_000, " jobs/s")
+ONE_SLOT = Target(">=", 2.0, "x bare sqlite3")  # one commit per job where the baseline has two
+MANY_SLOTS = Target(">=", 25_000, " jobs/s")
+MANY_SLOTS_POSTGRES = Target(">=", 4_000, " jobs/s")
+ENQUEUE_RATIO_POSTGRES = Target(">=", 0.8, "x")
+DRIVER = {"sqlite": "sqlite3", "postgresql": "psycopg"}
+TWO_DAEMONS = Target(">=", 1.5, "x one daemon")
 PROCESS_POOL = Target(">=", 2_000, " jobs/s")
 ENQUEUE_ONE = Target(">=", 3_000, " jobs/s")
 ENQUEUE_BATCHED = Target(">=", 100_000, " jobs/s")
@@ -54,7 +60,7 @@ class Sizes:
 
 
 def enqueue(bench: Bench, sizes: Sizes, report: Report) -> None:
-    db = bench.fresh("enqueue")
+    db = bench.fresh_db("enqueue")
     with bench.open(db) as client:
         bench.progress(f"enqueue: Client.enqueue, up to {sizes.enqueue_single:,} jobs")
 
@@ -63,7 +69,8 @@ def enqueue(bench: Bench, sizes: Sizes, report: Report) -> None:
             return 1
 
         count, seconds = _time_box(one, sizes.enqueue_single, sizes.enqueue_seconds)
-        _record_enqueue(report, "single", "Client.enqueue, one job per transaction", count, seconds)
+        label = "Client.enqueue, one job per transaction"
+        _record_enqueue(report, "single", label, count, seconds, dialect=bench.dialect)
         _bare_insert(bench, sizes, report, count / seconds)
         bench.progress(f"enqueue: Client.enqueue_many, up to {sizes.enqueue_batched:,} jobs")
         batch = [{"type": "noop"}] * ENQUEUE_BATCH
@@ -71,7 +78,9 @@ def enqueue(bench: Bench, sizes: Sizes, report: Report) -> None:
             lambda: len(client.enqueue_many(batch)), sizes.enqueue_batched, sizes.enqueue_seconds
         )
         label = f"Client.enqueue_many, {ENQUEUE_BATCH:,} jobs per call"
-        _record_enqueue(report, "batched", label, count, seconds, batch=ENQUEUE_BATCH)
+        _record_enqueue(
+            report, "batched", label, count, seconds, batch=ENQUEUE_BATCH, dialect=bench.dialect
+        )
     bench.progress(f"enqueue: {sizes.cli_calls} `durableq enqueue` subprocesses")
     _cli_enqueue(bench, db, sizes.cli_calls, report)
 
@@ -79,20 +88,23 @@ def enqueue(bench: Bench, sizes: Sizes, report: Report) -> None:
 def _bare_insert(bench: Bench, sizes: Sizes, report: Report, enqueue_rate: float) -> None:
     """The same inserts through the bare sqlite3 module, one per transaction, at the same
     durability, into a database made the same way: an enqueue's ratio to it is comparable
-    across machines."""
-    db = bench.fresh("enqueue-bare")
-    bench.progress(f"enqueue: bare sqlite3 inserts, up to {sizes.enqueue_single:,} jobs")
-    count, seconds = insert_one_each(
-        db, bench.synchronous, sizes.enqueue_single, sizes.enqueue_seconds
-    )
+    across machines. On a PostgreSQL server, psycopg's."""
+    db = bench.fresh_db("enqueue-bare")
+    bench.progress(f"enqueue: bare {DRIVER[bench.dialect]} inserts, up to {sizes.enqueue_single:,}")
+    if isinstance(db, str):
+        count, seconds = postgres.insert_one_each(db, sizes.enqueue_single, sizes.enqueue_seconds)
+    else:
+        count, seconds = insert_one_each(
+            db, bench.synchronous, sizes.enqueue_single, sizes.enqueue_seconds
+        )
     ratio = enqueue_rate / (count / seconds)
     figures = {"jobs": count, "seconds": seconds, "jobs_per_s": count / seconds, "ratio": ratio}
     report.record("enqueue", "bare_insert", figures)
     report.row(
         "enqueue",
-        "bare sqlite3 insert, one job per transaction",
+        f"bare {DRIVER[bench.dialect]} insert, one job per transaction",
         f"{rate(count / seconds)}; Client.enqueue is {ratio:.2f}x it",
-        target=ENQUEUE_RATIO,
+        target=ENQUEUE_RATIO if bench.server is None else ENQUEUE_RATIO_POSTGRES,
         figure="enqueue.bare_insert.ratio",
     )
 
@@ -107,18 +119,26 @@ def _time_box(operation: Callable[[], int], count: int, seconds: float) -> tuple
 
 
 def _record_enqueue(
-    report: Report, key: str, label: str, count: int, seconds: float, batch: int = 1
+    report: Report,
+    key: str,
+    label: str,
+    count: int,
+    seconds: float,
+    batch: int = 1,
+    dialect: str = "sqlite",
 ) -> None:
     figures = {"jobs": count, "seconds": seconds, "jobs_per_s": count / seconds}
     if batch > 1:
         figures["batch_size"] = batch
     report.record("enqueue", key, figures)
-    target = ENQUEUE_BATCHED if batch > 1 else ENQUEUE_ONE
+    target: Target | None = ENQUEUE_BATCHED if batch > 1 else ENQUEUE_ONE
+    if dialect != "sqlite":
+        target = None  # the goals are SQLite's; PostgreSQL's is the ratio to bare psycopg
     result = f"{rate(count / seconds)} ({count:,} in {seconds:.2f}s)"
     report.row("enqueue", label, result, target=target, figure=f"enqueue.{key}.jobs_per_s")
 
 
-def _cli_enqueue(bench: Bench, db: Path, calls: int, report: Report) -> None:
+def _cli_enqueue(bench: Bench, db: Db, calls: int, report: Report) -> None:
     enqueue_ms = [
         wall_ms(bench, ["-m", "durableq", "--db", str(db), "enqueue", "noop"]) for _ in range(calls)
     ]
@@ -153,21 +173,27 @@ def wall_ms(bench: Bench, args: list[str]) -> float:
 
 
 def baseline(bench: Bench, sizes: Sizes, report: Report) -> float:
-    """Bare sqlite3's rate, in this process, on the same workload; returns jobs/s."""
+    """Bare sqlite3's rate (psycopg's on a server), in this process, on the same workload;
+    returns jobs/s."""
+    driver = DRIVER[bench.dialect]
     runs = []
     for attempt in range(sizes.repeats):
-        db = bench.fresh(f"baseline-{attempt}", sizes.jobs)
-        bench.progress(f"baseline: bare sqlite3 claiming and completing {sizes.jobs:,} jobs")
-        claim_and_complete_all(db, bench.synchronous)
+        db = bench.fresh_db(f"baseline-{attempt}", sizes.jobs)
+        bench.progress(f"baseline: bare {driver} claiming and completing {sizes.jobs:,} jobs")
+        if isinstance(db, str):
+            postgres.claim_and_complete_all(db)
+        else:
+            claim_and_complete_all(db, bench.synchronous)
         runs.append(timings.run_of(db))
     run = median_run(runs)
-    report.record("baseline", "bare_sqlite3", _run_figures(run, runs))
-    label = "bare sqlite3: claim + complete, one transaction each"
+    report.record("baseline", f"bare_{driver}", _run_figures(run, runs))
+    label = f"bare {driver}: claim + complete, one transaction each"
     report.row("baseline", label, _run_result(run, runs))
     return run.processing_rate
 
 
 def processing(bench: Bench, sizes: Sizes, report: Report, baseline_rate: float | None) -> None:
+    rates: dict[tuple[int, int, str], float] = {}
     for daemons, concurrency, pool in PROCESSING:
         plural = "s" if daemons > 1 else ""
         label = f"{daemons} daemon{plural}, --concurrency {concurrency}"
@@ -176,24 +202,43 @@ def processing(bench: Bench, sizes: Sizes, report: Report, baseline_rate: float 
         runs, walls = [], []
         for attempt in range(sizes.repeats):
             name = f"processing-{daemons}x{concurrency}{suffix}-{attempt}"
-            db = bench.fresh(name, sizes.jobs)
+            db = bench.fresh_db(name, sizes.jobs)
             bench.progress(f"processing: {label}, {sizes.jobs:,} no-op jobs")
             walls.append(run_burst(bench, db, daemons, concurrency, sizes.jobs, pool))
             runs.append(timings.run_of(db))
         run = median_run(runs)
+        rates[daemons, concurrency, pool] = run.processing_rate
         # The key says the pool ("_process"); every figure stays a number.
         figures = {"daemons": daemons, "concurrency": concurrency, **_run_figures(run, runs)}
         figures["wall_seconds"] = walls[runs.index(run)]
         result = _run_result(run, runs)
         if baseline_rate is not None:
             figures["vs_baseline"] = run.processing_rate / baseline_rate
-            result += f", {figures['vs_baseline']:.2f}x bare sqlite3"
+            result += f", {figures['vs_baseline']:.2f}x bare {DRIVER[bench.dialect]}"
+        alone = rates.get((1, concurrency, pool))
+        if daemons > 1 and alone:
+            figures["vs_one_daemon"] = run.processing_rate / alone
+            result += f", {figures['vs_one_daemon']:.2f}x one daemon"
         key = f"daemons{daemons}_concurrency{concurrency}{suffix}"
         report.record("processing", key, figures)
-        target = PROCESS_POOL if pool == "process" else ONE_DAEMON if daemons == 1 else None
-        report.row(
-            "processing", label, result, target=target, figure=f"processing.{key}.jobs_per_s"
-        )
+        target, measured = _processing_target(bench.dialect, daemons, concurrency, pool, figures)
+        figure = f"processing.{key}.{measured}" if target else ""
+        report.row("processing", label, result, target=target, figure=figure)
+
+
+def _processing_target(
+    dialect: str, daemons: int, concurrency: int, pool: str, figures: dict[str, float]
+) -> tuple[Target | None, str]:
+    """The goal of one processing row, and which of its figures it judges."""
+    if dialect != "sqlite":
+        return (MANY_SLOTS_POSTGRES, "jobs_per_s") if concurrency >= 16 else (None, "")
+    if pool == "process":
+        return PROCESS_POOL, "jobs_per_s"
+    if daemons > 1:
+        return (TWO_DAEMONS, "vs_one_daemon") if "vs_one_daemon" in figures else (None, "")
+    if concurrency == 1:
+        return (ONE_SLOT, "vs_baseline") if "vs_baseline" in figures else (None, "")
+    return (MANY_SLOTS if concurrency >= 16 else ONE_DAEMON), "jobs_per_s"
 
 
 def median_run(runs: list[Run]) -> Run:
@@ -201,7 +246,7 @@ def median_run(runs: list[Run]) -> Run:
 
 
 def run_burst(
-    bench: Bench, db: Path, daemons: int, concurrency: int, jobs: int, pool: str = "thread"
+    bench: Bench, db: Db, daemons: int, concurrency: int, jobs: int, pool: str = "thread"
 ) -> float:
     """Burst daemons on `db` until nothing is due; returns the wall time, start-up included."""
     started = time.perf_counter()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
@@ -17,6 +19,7 @@ from durableq.core.errors import DatabaseError
 from durableq.store.sqlite.statements import begin_immediate, configure, failure
 
 READ_ONLY = {"durableq_read_only": True}
+PING_AFTER_IDLE = 1.0  # seconds a PostgreSQL connection may idle in the pool unchecked
 BUSY_TIMEOUT_OPTION = "durableq_busy_timeout"
 HURRY_AT_OPTION = "durableq_hurry_at"  # a lease renewal: from this monotonic time on, hurry
 
@@ -26,10 +29,40 @@ def make_engine(settings: Settings) -> Engine:
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(settings)
     if url.get_backend_name() == "postgresql":
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        engine = create_engine(url, pool_size=10, max_overflow=10)
+        _ping_when_idle(engine)
+        return engine
     raise DatabaseError(
         f"unsupported database {url.get_backend_name()!r}: use a SQLite path or a postgresql:// URL"
     )
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a pooled PostgreSQL connection before use only once it has been idle a while.
+
+    SQLAlchemy's pool_pre_ping pings on every check-out: a round trip on every enqueue, which
+    otherwise costs one (postgres/enqueue.py). A connection that went idle for PING_AFTER_IDLE
+    is pinged as pre-ping would (a restarted server or a dropped connection is noticed before
+    use and replaced: SQLAlchemy retries the check-out on DisconnectionError); one in steady use
+    is not. One broken in the last second still fails its statement with a clear error, and the
+    pool then replaces all its connections.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def returned(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info["returned"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def check(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+        returned = record.info.get("returned")
+        if returned is None or time.monotonic() - returned < PING_AFTER_IDLE:
+            return  # new, or in steady use
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error:
+            alive = False
+        if not alive:
+            raise sa_exc.DisconnectionError("the connection was closed while idle")
 
 
 def sqlite_path(settings: Settings) -> Path | None:

@@ -239,6 +239,57 @@ def test_sigterm_stops_the_daemons_and_removes_the_files(tmp_path: Path) -> None
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.timeout(240)
+def test_on_a_postgresql_server_against_bare_psycopg(
+    postgres_available: str, tmp_path: Path
+) -> None:
+    import psycopg
+
+    admin = postgres_available.replace("+psycopg", "")
+
+    def bench_databases() -> list[str]:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            rows = connection.execute(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'durableq_bench_%%'"
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    before = bench_databases()
+    result = bench(
+        ["--quick", "--json", "--jobs", "200", "--db", postgres_available], tmp_path, timeout=220
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["database"] == "postgresql"
+    sections = report["sections"]
+    assert set(sections) == {"enqueue", "baseline", "processing", "end_to_end", "idle"}
+    bare = sections["baseline"]["bare_psycopg"]
+    assert bare["processed"] == bare["jobs"] == 200
+    assert len(sections["processing"]) == 5
+    for key, run in sections["processing"].items():
+        assert run["processed"] == run["jobs"] == 200, key
+        assert run["vs_baseline"] == pytest.approx(run["jobs_per_s"] / bare["jobs_per_s"])
+    end_to_end = sections["end_to_end"]["producer_and_daemon"]
+    assert end_to_end["processed"] == end_to_end["enqueued"] > 0
+    assert sections["enqueue"]["bare_insert"]["ratio"] == pytest.approx(
+        sections["enqueue"]["single"]["jobs_per_s"]
+        / sections["enqueue"]["bare_insert"]["jobs_per_s"]
+    )
+    judged = {target["figure"] for target in report["targets"]}
+    assert {
+        "enqueue.bare_insert.ratio",
+        "processing.daemons1_concurrency16.jobs_per_s",
+        "end_to_end.producer_and_daemon.vs_producer_alone",
+        "idle.pickup.latency_ms.p50",
+    } <= judged
+    for path, value in _numbers(sections):
+        assert math.isfinite(value), path
+        assert value >= 0 if path.rsplit(".", 1)[-1] in NON_NEGATIVE else value > 0, path
+    # Every database it made on the server is gone, and nothing of it runs on.
+    assert bench_databases() == before
+    assert _processes_mentioning(str(tmp_path)) == []
+
+
 def test_an_unknown_section_is_a_usage_error() -> None:
     result = run_cli(["bench", "--only", "everything"])
     assert result.returncode == 2

@@ -900,6 +900,24 @@ CASES: list[Case] = [
         "Invalid value for '--prefetch'",
     ),
     CliCase(
+        "bench --db with a SQLite path",
+        ("bench", "--db", "{dir}/other.db", "--quick"),
+        2,
+        "bench --db takes a postgresql:// URL",
+    ),
+    CliCase(
+        "bench --db with an unreachable server",
+        ("bench", "--db", "postgresql://nobody@127.0.0.1:1/none", "--quick"),
+        1,
+        "cannot connect to postgresql://nobody@127.0.0.1:1/none",
+    ),
+    CliCase(
+        "bench --db, a SQLite-only section",
+        ("bench", "--db", "postgresql://nobody@127.0.0.1:1/none", "--only", "cli"),
+        2,
+        "section 'cli' runs on SQLite only",
+    ),
+    CliCase(
         "process pool with an app the children cannot import",
         ("worker", "start", "--pool", "process", "--app", "no_such_app:registry", "--burst"),
         2,

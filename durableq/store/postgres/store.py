@@ -14,41 +14,36 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
-    Float,
-    Integer,
-    String,
-    Text,
-    and_,
-    bindparam,
-    case,
-    func,
     insert,
-    literal,
     update,
 )
 
 from durableq.core import payloads
-from durableq.core.jobs import JobStatus, NewJob
-from durableq.core.outcomes import FINISH_ACTIONS, Finish
+from durableq.core.jobs import NewJob
+from durableq.core.outcomes import Finish
 from durableq.core.uniqueness import Enqueued, enqueue_with_keys
 from durableq.store.changes import ChangeWatcher
-from durableq.store.core.base import PENDING, J, W, status_guard
+from durableq.store.core.base import PENDING, J, W
 from durableq.store.core.store import CoreStore
 from durableq.store.core.upkeep import renew_rows
+from durableq.store.engine import translate_errors
 from durableq.store.postgres import queues as queue_controls
 from durableq.store.postgres.changes import CHANNEL, PostgresNotifyWatcher
 from durableq.store.postgres.claims import CoreClaims
+from durableq.store.postgres.enqueue import AUTOCOMMIT, enqueue_one, enqueue_one_statement
+from durableq.store.postgres.finish import finish_all, finish_statement
 from durableq.store.postgres.keys import PostgresKeySteps
 from durableq.store.records import ErrorEntry, Turn
-from durableq.store.schema import UTCDateTime, jobs_table, workers_table
+from durableq.store.schema import jobs_table, workers_table
 
 
 class PostgresStore(CoreStore):
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine)
         self._claims = CoreClaims()
-        self._finish = self._finish_statement()
+        self._finish = finish_statement()
         self._insert_job = insert(jobs_table)
+        self._enqueue_one = enqueue_one_statement()
 
     def change_watcher(self) -> ChangeWatcher:
         return PostgresNotifyWatcher(self.engine)
@@ -61,6 +56,13 @@ class PostgresStore(CoreStore):
     def enqueue_many(self, jobs: Sequence[NewJob], now: datetime) -> Enqueued:
         if not jobs:
             return Enqueued([])
+        if len(jobs) == 1 and not jobs[0].keyed:
+            with translate_errors(self.engine), self.engine.connect() as connection:
+                job_id = enqueue_one(
+                    connection.execution_options(**AUTOCOMMIT), self._enqueue_one, jobs[0], now
+                )
+            if job_id is not None:
+                return Enqueued([job_id])
         with self._write() as connection:
             enqueued = self._insert_within(connection, jobs, now)
             self._notify(connection)
@@ -123,74 +125,15 @@ class PostgresStore(CoreStore):
             )
         return Turn(stale, claimed, renewed, wake_in, held)
 
-    def _finish_statement(self) -> Any:
-        now = bindparam("now", type_=UTCDateTime())
-        new_status = bindparam("status", type_=String())
-        # A job whose cancel was requested ends canceled instead of going back to pending.
-        ends_canceled = and_(J.cancel_requested, new_status == PENDING)
-        status = case((ends_canceled, literal(JobStatus.CANCELED.value)), else_=new_status)
-        finished_at = case(
-            (ends_canceled, now), else_=bindparam("finished_at", type_=UTCDateTime())
-        )
-        return (
-            update(jobs_table)
-            .where(
-                J.id == bindparam("job_id"),
-                status_guard(*FINISH_ACTIONS),
-                J.lease_token == bindparam("token"),
-            )
-            .values(
-                status=status,
-                finished_at=finished_at,
-                result=bindparam("result", type_=Text()),
-                last_error=func.coalesce(bindparam("error", type_=Text()), J.last_error),
-                run_at=func.coalesce(bindparam("run_at", type_=UTCDateTime()), J.run_at),
-                attempts=J.attempts + bindparam("attempt_delta", type_=Integer()),
-                updated_at=now,
-                progress=func.coalesce(bindparam("progress", type_=Float()), J.progress),
-                progress_message=func.coalesce(
-                    bindparam("progress_message", type_=Text()), J.progress_message
-                ),
-                meta=func.coalesce(bindparam("meta", type_=Text()), J.meta),
-                started_at=func.coalesce(
-                    bindparam("started_at", type_=UTCDateTime()), J.started_at
-                ),
-                worker_id=None,
-                lease_token=None,
-                lease_expires_at=None,
-            )
-        )
-
     def _finish_rows(
         self, connection: Connection, finishes: Sequence[Finish], now: datetime
     ) -> list[int]:
-        stale: list[int] = []
-        applied: list[Finish] = []
-        for item in finishes:
-            if connection.execute(self._finish, self._finish_row(item, now)).rowcount:
-                applied.append(item)
-            else:
-                stale.append(item.job_id)
+        if not finishes:
+            return []
+        done = finish_all(connection, self._finish, finishes, now)
+        applied = [item for item in finishes if (item.job_id, item.lease_token) in done]
         self._record_errors(connection, applied, now)
-        return stale
-
-    @staticmethod
-    def _finish_row(item: Finish, now: datetime) -> dict[str, Any]:
-        return {
-            "job_id": item.job_id,
-            "token": item.lease_token,
-            "status": item.status.value,
-            "finished_at": now if item.finished else None,
-            "result": item.result_json,
-            "error": item.error,
-            "run_at": item.run_at,
-            "attempt_delta": item.attempt_delta,
-            "now": now,
-            "progress": item.report.progress,
-            "progress_message": item.report.progress_message,
-            "meta": item.report.meta_json,
-            "started_at": item.started_at,
-        }
+        return [item.job_id for item in finishes if (item.job_id, item.lease_token) not in done]
 
     def _record_errors(
         self, connection: Connection, items: Sequence[Finish], now: datetime

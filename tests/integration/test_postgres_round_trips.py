@@ -1,0 +1,115 @@
+"""What an enqueue costs on the wire to PostgreSQL, counted in libpq's own protocol trace, and
+that the idle-only ping (store/engine.py) still replaces a connection the server dropped."""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from durableq.client import Client
+from durableq.core.errors import QueueFull
+from durableq.core.jobs import JobStatus
+from durableq.store.engine import PING_AFTER_IDLE
+from durableq.store.postgres.changes import PostgresNotifyWatcher
+
+
+@pytest.fixture
+def traced(postgres_client: Client, tmp_path: Path) -> Iterator[Path]:
+    """Every pooled connection checked out from now on writes libpq's trace to this file."""
+    path = tmp_path / "libpq.trace"
+    handle = path.open("w")
+
+    def trace(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        dbapi_connection.pgconn.trace(handle.fileno())
+
+    def untrace(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.pgconn.untrace()
+
+    event.listen(postgres_client.engine, "checkout", trace)
+    event.listen(postgres_client.engine, "checkin", untrace)
+    try:
+        yield path
+    finally:
+        event.remove(postgres_client.engine, "checkout", trace)
+        event.remove(postgres_client.engine, "checkin", untrace)
+        handle.close()
+
+
+def messages(path: Path) -> collections.Counter[str]:
+    """The client's protocol messages: each Sync (extended protocol) or Query waits for the
+    server, i.e. is one round trip."""
+    kinds = [
+        line.split("\t")[3].split(" ")[0]
+        for line in path.read_text().splitlines()
+        if "\tF\t" in line
+    ]
+    return collections.Counter(kinds)
+
+
+def round_trips(path: Path) -> int:
+    found = messages(path)
+    return found["Sync"] + found["Query"]
+
+
+def test_an_enqueue_is_one_round_trip(postgres_client: Client, traced: Path) -> None:
+    postgres_client.enqueue("noop")  # the queue's row is new: the same one statement makes it
+    for number in range(20):
+        postgres_client.enqueue("echo", {"n": number}, queue="mail", priority=number % 3)
+    found = messages(traced)
+    # One statement each, no BEGIN, COMMIT or ping; psycopg prepares a statement used five
+    # times on a connection, which costs that connection one more round trip, once.
+    assert (found["Execute"], found["Query"]) == (21, 0), found
+    assert round_trips(traced) <= 21 + 2, found
+    jobs = postgres_client.jobs(queues=["mail"], limit=100)
+    assert sorted(job.payload["n"] for job in jobs) == list(range(20))
+    assert {job.status for job in jobs} == {JobStatus.PENDING}
+    assert "mail" in {queue.name for queue in postgres_client.queues()}
+
+
+def test_the_one_statement_wakes_idle_workers(postgres_client: Client) -> None:
+    watcher = PostgresNotifyWatcher(postgres_client.engine)
+    try:
+        watcher.changed()  # start listening, forget what came before
+        postgres_client.enqueue("noop")
+        deadline = time.monotonic() + 5
+        while not watcher.changed():
+            assert time.monotonic() < deadline, "no NOTIFY reached the listening watcher"
+            time.sleep(0.01)
+    finally:
+        watcher.close()
+
+
+def test_a_bounded_queue_still_counts_under_a_lock(postgres_client: Client, traced: Path) -> None:
+    postgres_client.set_queue("bounded", max_pending=2)
+    postgres_client.enqueue("noop", queue="bounded")
+    postgres_client.enqueue("noop", queue="bounded")
+    with pytest.raises(QueueFull):
+        postgres_client.enqueue("noop", queue="bounded")
+    assert postgres_client.count_jobs(queues=["bounded"]) == 2
+    # The one statement writes nothing for a bounded queue; the locked transaction does.
+    assert round_trips(traced) > 3
+
+
+def test_a_connection_dropped_while_idle_is_replaced_before_use(
+    postgres_client: Client, shared_postgres_url: str
+) -> None:
+    import psycopg
+
+    postgres_client.enqueue("noop")
+    # The server drops every connection of the pool (as a restart would), from outside it.
+    with psycopg.connect(shared_postgres_url.replace("+psycopg", ""), autocommit=True) as admin:
+        dropped = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+    assert dropped is not None and dropped[0] >= 1
+    time.sleep(PING_AFTER_IDLE + 0.2)
+    for _ in range(5):  # each checks out a pooled connection: dropped ones are replaced
+        postgres_client.enqueue("noop")
+    assert postgres_client.count_jobs() == 6
