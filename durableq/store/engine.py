@@ -155,15 +155,20 @@ def translate_errors(engine: Engine | None = None) -> Iterator[None]:
     try:
         yield
     except sa_exc.DBAPIError as error:
-        raise _translated(error, engine) from error
+        raise translated(error, engine) from error
     except sqlite3.Error as error:  # the SQLite store's plain-DBAPI operations
-        raise _translated(error, engine) from error
+        raise translated(error, engine) from error
 
 
-def _translated(error: sa_exc.DBAPIError | sqlite3.Error, engine: Engine | None) -> DatabaseError:
+def translated(error: Exception, engine: Engine | None) -> DatabaseError:
+    """A driver's error (through SQLAlchemy or raised by the DBAPI connection itself) as a
+    DatabaseError with a useful message."""
     original = error.orig if isinstance(error, sa_exc.DBAPIError) else error
     message = str(original).strip() if original is not None else str(error)
-    operational = isinstance(error, sa_exc.OperationalError | sqlite3.OperationalError)
+    operational = isinstance(error, sa_exc.OperationalError | sqlite3.OperationalError) or (
+        engine is not None
+        and isinstance(error, getattr(engine.dialect.loaded_dbapi, "OperationalError", ()))
+    )
     return failure(message, _describe(engine), operational)
 
 

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import event
 
 from durableq.client import Client
-from durableq.core.errors import QueueFull
+from durableq.core.errors import DatabaseError, QueueFull
 from durableq.core.jobs import JobStatus
 from durableq.store.engine import PING_AFTER_IDLE
 from durableq.store.postgres.changes import PostgresNotifyWatcher
@@ -113,3 +113,34 @@ def test_a_connection_dropped_while_idle_is_replaced_before_use(
     for _ in range(5):  # each checks out a pooled connection: dropped ones are replaced
         postgres_client.enqueue("noop")
     assert postgres_client.count_jobs() == 6
+
+
+def test_a_connection_dropped_in_its_last_second_fails_cleanly_once(
+    postgres_client: Client, shared_postgres_url: str
+) -> None:
+    """Not pinged (in steady use): the enqueue on it fails with a DatabaseError of one line,
+    the pool drops every connection it had (the server dropped them all), and the next
+    enqueue works."""
+    import psycopg
+
+    first = postgres_client.enqueue("noop")
+    engine = postgres_client.engine
+    with engine.connect(), engine.connect(), engine.connect():
+        pass  # three connections in the pool, all about to be dropped
+    with psycopg.connect(shared_postgres_url.replace("+psycopg", ""), autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    outcomes: list[str] = []
+    for _ in range(3):
+        try:
+            postgres_client.enqueue("noop")
+            outcomes.append("stored")
+        except DatabaseError as error:
+            assert "\n" not in str(error) and "Traceback" not in str(error)
+            outcomes.append("refused")
+    assert outcomes[1:] == ["stored", "stored"], outcomes  # the pool started afresh
+    stored = postgres_client.jobs(limit=100)
+    assert len(stored) == 1 + outcomes.count("stored")
+    assert first in {job.id for job in stored}

@@ -26,11 +26,10 @@ from durableq.store.changes import ChangeWatcher
 from durableq.store.core.base import PENDING, J, W
 from durableq.store.core.store import CoreStore
 from durableq.store.core.upkeep import renew_rows
-from durableq.store.engine import translate_errors
 from durableq.store.postgres import queues as queue_controls
 from durableq.store.postgres.changes import CHANNEL, PostgresNotifyWatcher
 from durableq.store.postgres.claims import CoreClaims
-from durableq.store.postgres.enqueue import AUTOCOMMIT, enqueue_one, enqueue_one_statement
+from durableq.store.postgres.enqueue import OneStatementEnqueue
 from durableq.store.postgres.finish import finish_all, finish_statement
 from durableq.store.postgres.keys import PostgresKeySteps
 from durableq.store.records import ErrorEntry, Turn
@@ -43,7 +42,7 @@ class PostgresStore(CoreStore):
         self._claims = CoreClaims()
         self._finish = finish_statement()
         self._insert_job = insert(jobs_table)
-        self._enqueue_one = enqueue_one_statement()
+        self._enqueue_one = OneStatementEnqueue(engine)
 
     def change_watcher(self) -> ChangeWatcher:
         return PostgresNotifyWatcher(self.engine)
@@ -57,10 +56,7 @@ class PostgresStore(CoreStore):
         if not jobs:
             return Enqueued([])
         if len(jobs) == 1 and not jobs[0].keyed:
-            with translate_errors(self.engine), self.engine.connect() as connection:
-                job_id = enqueue_one(
-                    connection.execution_options(**AUTOCOMMIT), self._enqueue_one, jobs[0], now
-                )
+            job_id = self._enqueue_one(jobs[0], now)
             if job_id is not None:
                 return Enqueued([job_id])
         with self._write() as connection:
