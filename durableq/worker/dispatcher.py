@@ -43,6 +43,7 @@ SHUTDOWN_GRACE = 2.0
 BUSY_BACKOFF_MAX = 2.0
 RETRY_MARGIN = 0.002  # wake just after a retry falls due, never just before
 LINGER_WINDOW = 0.005  # a turn lingers (Runner.linger) only when every running job is this new
+TURN_PATIENCE = 0.001  # a turn waits fairly for the write lock this long, then takes the next gap
 WAKE_FOR = frozenset({Action.RETRY_LATER, Action.SNOOZE})  # due again later: wake then
 
 
@@ -219,7 +220,7 @@ class Dispatcher:
                 stamp,
                 self.settings.lease,
                 renew=renew,
-                hurry_at=self.running.hurry_at() if renew else None,
+                hurry_at=self._hurry_at(stamp.mono, renew),
                 caps=self._caps(),
             )
         )
@@ -233,6 +234,17 @@ class Dispatcher:
         for job in sorted(turn.claimed, key=ClaimedJob.start_order):
             self._start(job, stamp.mono)
         return len(turn.claimed), turn.held, turn.wake_in
+
+    def _hurry_at(self, now_mono: float, renew: bool) -> float:
+        """From when this turn stops waiting fairly for SQLite's write lock (see
+        sqlite/statements.begin_immediate): after TURN_PATIENCE, or sooner for a renewal whose
+        leases near their end. A turn saves and claims many jobs, a producer's transaction one:
+        against a producer committing back to back, fair waiting lost nearly every gap and jobs
+        waited 283-561 ms for a start (bench end-to-end); taking the next gap after 1 ms, 15 ms
+        at the median, 52-59 ms at p99."""
+        hurry_at = now_mono + TURN_PATIENCE
+        lease_hurry = self.running.hurry_at() if renew else None
+        return hurry_at if lease_hurry is None else min(hurry_at, lease_hurry)
 
     def _start(self, job: ClaimedJob, claimed_at: float) -> None:
         execution = Execution(job)
