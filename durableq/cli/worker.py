@@ -15,7 +15,7 @@ from durableq.cli.output import echo_json, workers_table
 from durableq.cli.serve import api_options, plan_api, start_api, start_metrics
 from durableq.handlers.registry import build_registry, load_registry
 from durableq.views import worker_json
-from durableq.worker import logs
+from durableq.worker import logs, prefetch
 
 if TYPE_CHECKING:
     from durableq.http.server import ApiServer
@@ -44,7 +44,7 @@ def worker() -> None:
 @click.option(
     "--prefetch",
     type=click.IntRange(0, 10_000),
-    default=16,
+    default=prefetch.DEFAULT,
     show_default=True,
     help="The most jobs claimed ahead of the free slots, while jobs are quick enough that one "
     "waits about 50 ms for a slot on average (0: only as many as the free slots).",

@@ -14,7 +14,7 @@ HOLD_LIMIT (the jobs turned slow) goes back to the queue, its attempt not counte
 
 from __future__ import annotations
 
-DEFAULT = 16  # `worker start --prefetch`: the most jobs claimed ahead
+DEFAULT = 64  # `worker start --prefetch`: the most jobs claimed ahead
 WAIT_BUDGET = 0.05  # the mean time a job claimed ahead may wait for a slot, in seconds
 HOLD_LIMIT = 1.0  # a job claimed ahead and not started after this is given back
 SMOOTHING = 0.2  # weight of the newest run time in the running mean
