@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 import durableq
 from durableq.benchmark import postgres
@@ -23,6 +24,7 @@ Progress = Callable[[str], None]
 # A database of the run: a SQLite file, or (with `bench --db postgresql://...`) the URL of a
 # database the run created on that server.
 Db = Path | str
+DbT = TypeVar("DbT", Path, str)
 CHUNK = 10_000  # jobs per enqueue_many call when preparing a workload
 LOG_TAIL = 2_000
 
@@ -59,10 +61,7 @@ class Bench:
 
     def fresh(self, name: str, pending_jobs: int = 0) -> Path:
         """A new SQLite file with the real schema and `pending_jobs` no-op jobs waiting."""
-        path = self.database(name)
-        with self.open(path) as client:
-            enqueue_noops(client, pending_jobs)
-        return path
+        return self._filled(self.database(name), pending_jobs)
 
     def fresh_db(self, name: str, pending_jobs: int = 0) -> Db:
         """As fresh(), on the server when the run has one: a new database there."""
@@ -70,9 +69,12 @@ class Bench:
             return self.fresh(name, pending_jobs)
         url = postgres.create_database(self.server, f"{next(self._names):02d}_{name}")
         self._created.append(url)
-        with self.open(url) as client:
+        return self._filled(url, pending_jobs)
+
+    def _filled(self, db: DbT, pending_jobs: int) -> DbT:
+        with self.open(db) as client:
             enqueue_noops(client, pending_jobs)
-        return url
+        return db
 
     def close(self) -> None:
         """Drop the databases the run created on the server."""

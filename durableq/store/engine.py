@@ -158,6 +158,10 @@ def translate_errors(engine: Engine | None = None) -> Iterator[None]:
         raise translated(error, engine) from error
     except sqlite3.Error as error:  # the SQLite store's plain-DBAPI operations
         raise translated(error, engine) from error
+    except Exception as error:  # raised by the engine's driver outside SQLAlchemy (psycopg)
+        if engine is not None and isinstance(error, engine.dialect.loaded_dbapi.Error):
+            raise translated(error, engine) from error
+        raise
 
 
 def translated(error: Exception, engine: Engine | None) -> DatabaseError:

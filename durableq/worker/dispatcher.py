@@ -337,7 +337,7 @@ class Dispatcher:
             )
         self._wait_for_running(deadline)
         if self.running:
-            self.running.stop(list(self.running.tokens()), StopReason.SHUTDOWN)
+            self.running.stop_all(StopReason.SHUTDOWN)
             self._wait_for_running(time.monotonic() + SHUTDOWN_GRACE)
         if self.running:
             self._release_stuck()

@@ -100,6 +100,11 @@ class Running:
             ends = [ex.lease_deadline for ex in self._executions.values()]
         return min(ends) - self.lease / 2 if ends else None
 
+    def stop_all(self, reason: StopReason) -> None:
+        with self._lock:
+            job_ids = list(self._executions)
+        self.stop(job_ids, reason)
+
     def stop(self, job_ids: Sequence[int] | frozenset[int], reason: StopReason) -> None:
         with self._lock:
             executions = [self._executions[i] for i in job_ids if i in self._executions]

@@ -144,3 +144,30 @@ def test_a_connection_dropped_in_its_last_second_fails_cleanly_once(
     stored = postgres_client.jobs(limit=100)
     assert len(stored) == 1 + outcomes.count("stored")
     assert first in {job.id for job in stored}
+
+
+def test_a_server_refusing_connections_is_a_database_error(
+    postgres_client: Client, shared_postgres_url: str
+) -> None:
+    """The one-statement enqueue checks its connection out of the pool itself: a server that
+    refuses new connections must give the same one-line DatabaseError, not a driver error."""
+    import psycopg
+
+    postgres_client.enqueue("noop")
+    server, name = shared_postgres_url.replace("+psycopg", "").rsplit("/", 1)
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        try:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+            time.sleep(PING_AFTER_IDLE + 0.2)  # pooled connections get pinged, then replaced
+            with pytest.raises(DatabaseError) as refused:
+                postgres_client.enqueue("noop")
+            assert "not currently accepting connections" in str(refused.value)
+            assert "\n" not in str(refused.value)
+        finally:
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+    postgres_client.enqueue("noop")
+    assert postgres_client.count_jobs() == 2

@@ -15,7 +15,7 @@ from sqlalchemy import insert
 
 from durableq.client import Client
 from durableq.store import timestamps
-from durableq.store.postgres.store import PostgresStore
+from durableq.store.postgres.enqueue import new_row
 from durableq.store.schema import jobs_table
 
 
@@ -36,7 +36,7 @@ def test_fast_and_core_inserts_store_the_same_text(client: Client, db_path: Path
     for moment in moments:
         job = client.new_job("noop", {"k": "v"}, priority=3, timeout=2.5, run_at=moment)
         client.store.enqueue(job, moment)  # the SQLite store: plain DBAPI
-        row = PostgresStore._new_row(job, moment)
+        row = new_row(job, moment)
         with client.engine.begin() as connection:  # Core, through UTCDateTime
             connection.execute(insert(jobs_table), row)
     rows = _raw_rows(db_path)

@@ -20,18 +20,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    Boolean,
     Engine,
-    Float,
     Insert,
-    Integer,
-    String,
-    Text,
     bindparam,
     exists,
     func,
     insert,
-    literal,
     select,
 )
 from sqlalchemy.dialects.postgresql import insert as upsert
@@ -40,14 +34,49 @@ from durableq.core import payloads
 from durableq.core.jobs import NewJob
 from durableq.store.core.base import PENDING, J
 from durableq.store.core.queues import Q
-from durableq.store.engine import translated
+from durableq.store.engine import translate_errors
 from durableq.store.postgres.changes import CHANNEL
 from durableq.store.schema import UTCDateTime, jobs_table, queues_table
+
+# The columns every enqueue on PostgreSQL writes (new_row's keys, in this order).
+COLUMNS = (
+    "queue",
+    "type",
+    "payload",
+    "status",
+    "priority",
+    "attempts",
+    "max_attempts",
+    "timeout",
+    "run_at",
+    "created_at",
+    "updated_at",
+    "cancel_requested",
+)
+
+
+def new_row(job: NewJob, now: datetime) -> dict[str, Any]:
+    """A new job's columns, as every enqueue on PostgreSQL writes them."""
+    values = (
+        job.queue,
+        job.type,
+        payloads.encode_payload(job.payload),
+        PENDING,
+        job.priority,
+        0,
+        job.max_attempts,
+        job.timeout,
+        job.run_at or now,
+        now,
+        now,
+        False,
+    )
+    return dict(zip(COLUMNS, values, strict=True))
 
 
 def enqueue_one_statement() -> Insert:
     now = bindparam("now", type_=UTCDateTime())
-    queue = bindparam("queue", type_=String())
+    queue = bindparam("queue", type_=jobs_table.c.queue.type)
     named = (
         upsert(queues_table)
         .values(name=queue, created_at=now, updated_at=now)
@@ -56,38 +85,9 @@ def enqueue_one_statement() -> Insert:
     )
     notified = select(func.pg_notify(CHANNEL, "").label("sent")).cte("notified")
     bounded = exists().where(Q.name == queue, Q.max_pending.is_not(None))
-    row = (
-        select(
-            queue,
-            bindparam("type", type_=String()),
-            bindparam("payload", type_=Text()),
-            literal(PENDING, String()),
-            bindparam("priority", type_=Integer()),
-            literal(0, Integer()),
-            bindparam("max_attempts", type_=Integer()),
-            bindparam("timeout", type_=Float()),
-            bindparam("run_at", type_=UTCDateTime()),
-            now,
-            now,
-            literal(False, Boolean()),
-        )
-        .select_from(notified)
-        .where(~bounded)
-    )
-    columns = [
-        J.queue,
-        J.type,
-        J.payload,
-        J.status,
-        J.priority,
-        J.attempts,
-        J.max_attempts,
-        J.timeout,
-        J.run_at,
-        J.created_at,
-        J.updated_at,
-        J.cancel_requested,
-    ]
+    values = [queue if name == "queue" else bindparam(name, type_=J[name].type) for name in COLUMNS]
+    row = select(*values).select_from(notified).where(~bounded)
+    columns = [J[name] for name in COLUMNS]
     return insert(jobs_table).from_select(columns, row).returning(J.id).add_cte(named)
 
 
@@ -96,40 +96,32 @@ class OneStatementEnqueue:
         self.engine = engine
         compiled = enqueue_one_statement().compile(dialect=engine.dialect)
         self.sql = str(compiled)
-        self.constants = dict(compiled.params)  # the literals' values, e.g. 'pending'
+        self.constants = dict(compiled.params)  # the notify channel's name and payload
         self.dbapi = engine.dialect.loaded_dbapi
 
     def __call__(self, job: NewJob, now: datetime) -> int | None:
         """The new job's id; None if its queue is bounded (nothing written: take the other
         path)."""
-        params: dict[str, Any] = {
-            **self.constants,
-            "queue": job.queue,
-            "type": job.type,
-            "payload": payloads.encode_payload(job.payload),
-            "priority": job.priority,
-            "max_attempts": job.max_attempts,
-            "timeout": job.timeout,
-            "run_at": job.run_at or now,
-            "now": now,
-        }
-        pooled = self.engine.raw_connection()
-        try:
-            connection = pooled.driver_connection
-            assert connection is not None
-            connection.autocommit = True  # one statement, its own transaction
+        params = {**self.constants, **new_row(job, now), "now": now}
+        # Translated, the check-out too: a server that refuses connections is a DatabaseError.
+        with translate_errors(self.engine):
+            pooled = self.engine.raw_connection()
             try:
-                row = connection.execute(self.sql, params).fetchone()
+                connection = pooled.driver_connection
+                assert connection is not None
+                connection.autocommit = True  # one statement, its own transaction
+                try:
+                    row = connection.execute(self.sql, params).fetchone()
+                finally:
+                    if not connection.closed:
+                        connection.autocommit = False  # as the pool hands it out
+            except self.dbapi.Error as error:
+                if self.engine.dialect.is_disconnect(error, connection, None):
+                    # As SQLAlchemy does on a disconnect it sees: the server likely dropped
+                    # the others too (a restart), so the pool starts afresh.
+                    pooled.invalidate()
+                    self.engine.dispose()
+                raise
             finally:
-                if not connection.closed:
-                    connection.autocommit = False  # as the pool hands it out
-        except self.dbapi.Error as error:
-            if self.engine.dialect.is_disconnect(error, connection, None):
-                # As SQLAlchemy does on a disconnect it sees: the server likely dropped the
-                # others too (a restart), so the pool starts afresh, not one failure each.
-                pooled.invalidate()
-                self.engine.dispose()
-            raise translated(error, self.engine) from error
-        finally:
-            pooled.close()
+                pooled.close()
         return None if row is None else int(row[0])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import (
     Connection,
@@ -18,18 +17,17 @@ from sqlalchemy import (
     update,
 )
 
-from durableq.core import payloads
 from durableq.core.jobs import NewJob
 from durableq.core.outcomes import Finish
 from durableq.core.uniqueness import Enqueued, enqueue_with_keys
 from durableq.store.changes import ChangeWatcher
-from durableq.store.core.base import PENDING, J, W
+from durableq.store.core.base import J, W
 from durableq.store.core.store import CoreStore
 from durableq.store.core.upkeep import renew_rows
 from durableq.store.postgres import queues as queue_controls
 from durableq.store.postgres.changes import CHANNEL, PostgresNotifyWatcher
 from durableq.store.postgres.claims import CoreClaims
-from durableq.store.postgres.enqueue import OneStatementEnqueue
+from durableq.store.postgres.enqueue import OneStatementEnqueue, new_row
 from durableq.store.postgres.finish import finish_all, finish_statement
 from durableq.store.postgres.keys import PostgresKeySteps
 from durableq.store.records import ErrorEntry, Turn
@@ -68,29 +66,12 @@ class PostgresStore(CoreStore):
         self, connection: Connection, jobs: Sequence[NewJob], now: datetime
     ) -> Enqueued:
         if any(job.keyed for job in jobs):
-            steps = PostgresKeySteps(connection, now, self._new_row, queue_controls.admit)
+            steps = PostgresKeySteps(connection, now, new_row, queue_controls.admit)
             return enqueue_with_keys(steps, jobs)
         queue_controls.admit(connection, jobs, now)
-        rows = [self._new_row(job, now) for job in jobs]
+        rows = [new_row(job, now) for job in jobs]
         statement = self._insert_job.returning(J.id, sort_by_parameter_order=True)
         return Enqueued([int(row[0]) for row in connection.execute(statement, rows)])
-
-    @staticmethod
-    def _new_row(job: NewJob, now: datetime) -> dict[str, Any]:
-        return {
-            "queue": job.queue,
-            "type": job.type,
-            "payload": payloads.encode_payload(job.payload),
-            "status": PENDING,
-            "priority": job.priority,
-            "attempts": 0,
-            "max_attempts": job.max_attempts,
-            "timeout": job.timeout,
-            "run_at": job.run_at or now,
-            "created_at": now,
-            "updated_at": now,
-            "cancel_requested": False,
-        }
 
     # -- workers --------------------------------------------------------------------------
 
