@@ -29,7 +29,13 @@ from durableq.reader import Reader
 from durableq.store import migrate
 from durableq.store.api import Store, open_store
 from durableq.store.changes import wait_for_change
-from durableq.store.engine import enable_wal, make_engine, removed_unless_prepared, sqlite_path
+from durableq.store.engine import (
+    dispose,
+    enable_wal,
+    make_engine,
+    removed_unless_prepared,
+    sqlite_path,
+)
 from durableq.store.records import UNSET
 
 # The builder's names too: `from durableq.client import ...` is the library's one import.
@@ -60,13 +66,13 @@ class Client(Reader):
             with removed_unless_prepared(path):
                 _prepare(engine, settings, create)
         except BaseException:
-            engine.dispose()
+            dispose(engine)
             raise
         return cls(settings, engine, clock)
 
     def close(self) -> None:
         self.store.close()
-        self.engine.dispose()
+        dispose(self.engine)
 
     def __enter__(self) -> Client:
         return self

@@ -12,7 +12,13 @@ from durableq.cli.app import app, db_option
 from durableq.core.config import Settings
 from durableq.core.errors import DatabaseError
 from durableq.store import migrate
-from durableq.store.engine import enable_wal, make_engine, removed_unless_prepared, sqlite_path
+from durableq.store.engine import (
+    dispose,
+    enable_wal,
+    make_engine,
+    removed_unless_prepared,
+    sqlite_path,
+)
 
 
 @click.group()
@@ -31,7 +37,7 @@ def _engine(settings: Settings, create: bool) -> Iterator[Engine]:
         with removed_unless_prepared(path if create else None):
             yield engine
     finally:
-        engine.dispose()
+        dispose(engine)
 
 
 @db.command()

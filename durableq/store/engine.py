@@ -16,12 +16,14 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from durableq.core.config import Settings
 from durableq.core.errors import DatabaseError
-from durableq.store.sqlite.statements import begin_immediate, configure, failure
+from durableq.store.sqlite.statements import begin_immediate, configure, failure, take_turn
+from durableq.store.sqlite.turns import LOCK_SUFFIX, WriteTurns, leave_turns, turns_for
 
 READ_ONLY = {"durableq_read_only": True}
 PING_AFTER_IDLE = 1.0  # seconds a PostgreSQL connection may idle in the pool unchecked
 BUSY_TIMEOUT_OPTION = "durableq_busy_timeout"
 HURRY_AT_OPTION = "durableq_hurry_at"  # a lease renewal: from this monotonic time on, hurry
+TURNS_OPTION = "durableq_write_turns"  # a SQLite engine's WriteTurns (sqlite/turns.py)
 
 
 def make_engine(settings: Settings) -> Engine:
@@ -91,7 +93,7 @@ def _remove_if_empty(path: Path) -> None:
     try:
         if path.stat().st_size == 0:
             path.unlink()
-            for suffix in ("-journal", "-wal", "-shm"):
+            for suffix in ("-journal", "-wal", "-shm", LOCK_SUFFIX):
                 sidecar = path.with_name(path.name + suffix)
                 if sidecar.exists() and sidecar.stat().st_size == 0:
                     sidecar.unlink()
@@ -106,10 +108,11 @@ def _sqlite_engine(settings: Settings) -> Engine:
             f"cannot open database {path}: directory {path.parent} does not exist; create it "
             "or pass another --db"
         )
+    turns = None if path is None else turns_for(str(path))  # until dispose()
     engine = create_engine(
         settings.database,
         connect_args={"timeout": settings.busy_timeout, "check_same_thread": False},
-        execution_options={BUSY_TIMEOUT_OPTION: settings.busy_timeout},
+        execution_options={BUSY_TIMEOUT_OPTION: settings.busy_timeout, TURNS_OPTION: turns},
         pool_size=8,
         max_overflow=16,
     )
@@ -124,13 +127,84 @@ def _sqlite_engine(settings: Settings) -> Engine:
         if options.get("durableq_read_only", False):
             connection.exec_driver_sql("BEGIN")
             return
-        begin_immediate(
-            connection.connection.driver_connection,
-            settings.busy_timeout,
-            hurry_at=options.get(HURRY_AT_OPTION),
-        )
+        hurry_at = options.get(HURRY_AT_OPTION)
+        if turns is not None and take_turn(turns, settings.busy_timeout, hurry_at):
+            connection.connection.info[TURN_HELD] = turns
+        try:
+            begin_immediate(
+                connection.connection.driver_connection,
+                settings.busy_timeout,
+                hurry_at=hurry_at,
+            )
+        except BaseException:
+            _give_turn_back(connection.connection.info)
+            raise
 
+    if turns is not None:
+        _give_turns_back_after_transactions(engine)
     return engine
+
+
+TURN_HELD = "durableq_write_turn"  # in a pooled connection's info: the WriteTurns it holds
+
+
+def _give_turn_back(info: dict[Any, Any] | None) -> None:
+    turns = None if info is None else info.pop(TURN_HELD, None)
+    if turns is not None:
+        turns.give_back()
+
+
+def _info_of(connection: Any) -> dict[Any, Any] | None:
+    """A pooled connection's info; None for what SQLAlchemy passes outside the pool (its first
+    connection's rollback), which holds no turn."""
+    try:
+        info = connection.info
+    except (AttributeError, NotImplementedError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def _give_turns_back_after_transactions(engine: Engine) -> None:
+    """A write transaction through SQLAlchemy holds the write turn from its BEGIN (the begin
+    event above) to its COMMIT or ROLLBACK, which SQLAlchemy runs through the dialect; and a
+    connection closed or invalidated in the middle of one gives it back too."""
+    dialect = engine.dialect
+    commit, rollback = dialect.do_commit, dialect.do_rollback
+
+    def do_commit(connection: Any) -> None:
+        try:
+            commit(connection)
+        finally:
+            _give_turn_back(_info_of(connection))
+
+    def do_rollback(connection: Any) -> None:
+        try:
+            rollback(connection)
+        finally:
+            _give_turn_back(_info_of(connection))
+
+    dialect.do_commit = do_commit  # type: ignore[method-assign,assignment]
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign,assignment]
+
+    @event.listens_for(engine, "close")
+    @event.listens_for(engine, "invalidate")
+    def _dropped(dbapi_connection: Any, record: ConnectionPoolEntry, *_: Any) -> None:
+        _give_turn_back(record.info)
+
+
+def dispose(engine: Engine) -> None:
+    """Close an engine's connections, and its lock file (sqlite/turns.py)."""
+    engine.dispose()
+    turns = turns_of(engine)
+    if turns is not None:
+        engine.update_execution_options(**{TURNS_OPTION: None})
+        leave_turns(turns)
+
+
+def turns_of(engine: Engine) -> WriteTurns | None:
+    """The write turns of a SQLite engine's file; None for another dialect or in memory."""
+    turns = engine.get_execution_options().get(TURNS_OPTION)
+    return turns if isinstance(turns, WriteTurns) else None
 
 
 def busy_timeout_of(engine: Engine) -> float:

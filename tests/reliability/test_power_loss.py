@@ -141,7 +141,8 @@ def _lost(files: dict[str, bytes], acks: list[Ack], directory: Path) -> set[int]
     directory.mkdir()
     for path, content in files.items():
         (directory / Path(path).name).write_bytes(content)
-    image = directory / next(Path(p).name for p in files if not p.endswith("-wal"))
+    # The database, not its -wal or the -lock file its writers queue on (store/sqlite/turns.py).
+    image = directory / next(Path(p).name for p in files if not p.endswith(("-wal", "-lock")))
     with closing(sqlite3.connect(image)) as connection:
         check = connection.execute("PRAGMA integrity_check").fetchone()[0]
         assert check == "ok", f"{directory.name}: {check}"

@@ -235,3 +235,42 @@ def test_a_stop_gives_running_jobs_back_uncounted(quick_client: Client) -> None:
     assert not thread.is_alive()
     job = quick_client.get(job_id)
     assert (job.status, job.attempts, job.worker_id) == (JobStatus.PENDING, 0, None)
+
+
+def test_jobs_arriving_one_by_one_are_gathered_into_few_turns(quick_client: Client) -> None:
+    """A producer enqueueing back to back while the daemon keeps up: the queue is drained at
+    every turn, and without gathering each job cost a turn to claim it and one to save it."""
+    registry = Registry()
+    registry.handler("quick")(lambda ctx, payload: None)
+    store = quick_client.store
+    turns = [0]
+    for name in ("finish_and_claim", "finish"):
+        original = getattr(store, name)
+
+        def counted(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            turns[0] += 1
+            return _original(*args, **kwargs)
+
+        setattr(store, name, counted)
+    jobs = 300
+    ids: list[int] = []
+
+    def produce() -> None:
+        for _ in range(jobs):
+            ids.append(quick_client.enqueue("quick"))
+
+    producer = threading.Thread(target=produce)
+    target = dispatcher(quick_client, registry, [], concurrency=4, burst=False)
+    producer.start()
+    run_until(
+        target,
+        quick_client,
+        lambda: (
+            len(ids) == jobs
+            and quick_client.get(ids[-1]).status == JobStatus.COMPLETED
+            and target.processed == jobs
+        ),
+    )
+    producer.join()
+    assert all(quick_client.get(i).status == JobStatus.COMPLETED for i in ids)
+    assert turns[0] < jobs / 2, f"{turns[0]} turns for {jobs} jobs"

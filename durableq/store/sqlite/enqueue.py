@@ -13,6 +13,7 @@ from durableq.core.uniqueness import Enqueued
 from durableq.store.sqlite.inserts import insert_jobs
 from durableq.store.sqlite.ready import open_ready
 from durableq.store.sqlite.statements import failure, write_transaction
+from durableq.store.sqlite.turns import leave_turns, relax_sync, turns_for
 
 
 def enqueue_quickly(settings: Settings, jobs: Sequence[NewJob], now: datetime) -> Enqueued | None:
@@ -22,11 +23,14 @@ def enqueue_quickly(settings: Settings, jobs: Sequence[NewJob], now: datetime) -
     if opened is None:
         return None
     connection, path = opened
+    turns = turns_for(path)
     try:
-        with write_transaction(connection, settings.busy_timeout, toggle=False):
+        flush = relax_sync(connection)
+        with write_transaction(connection, settings.busy_timeout, False, None, turns, flush):
             return insert_jobs(connection, jobs, now)
     except sqlite3.Error as error:
         operational = isinstance(error, sqlite3.OperationalError)
         raise failure(str(error), path, operational) from error
     finally:
         connection.close()
+        leave_turns(turns)

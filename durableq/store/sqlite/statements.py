@@ -20,6 +20,7 @@ from durableq.core.errors import DatabaseBusy, DatabaseError, DiskFull
 from durableq.core.jobs import TRANSITIONS, Action, JobStatus, sources_of
 from durableq.core.outcomes import FINISH_ACTIONS
 from durableq.core.uniqueness import unique_held
+from durableq.store.sqlite.turns import WriteTurns
 
 LOCK_RETRY_FIRST = 0.0002
 LOCK_RETRY_LONGEST = 0.002
@@ -164,6 +165,20 @@ def begin_immediate(
             connection.execute(f"PRAGMA busy_timeout = {int(budget * 1000)}")
 
 
+def take_turn(turns: WriteTurns, busy_timeout: float, hurry_at: float | None) -> bool:
+    """Queue for this file's write turn (sqlite/turns.py): True once taken. From `hurry_at` on
+    (a lease renewal near its deadline) the queue is left: False, and the transaction takes the
+    first gap in SQLite's lock itself (begin_immediate), as it would without turns. Another
+    writer may hold SQLite's lock for long (a foreign writer, a turn whose holder waits on
+    one): the renewal must not wait behind every queued writer's share of the gaps."""
+    wait = busy_timeout if hurry_at is None else min(busy_timeout, hurry_at - time.monotonic())
+    if turns.take(max(0.0, wait)):
+        return True
+    if hurry_at is not None and wait < busy_timeout:
+        return False
+    raise sqlite3.OperationalError("database is locked (waiting for the write turn)")
+
+
 def configure(connection: sqlite3.Connection, synchronous: str, busy_timeout: float) -> None:
     """What every durableq connection to SQLite sets, whichever path opened it."""
     # Transactions begin where durableq says (BEGIN IMMEDIATE), not where the driver guesses.
@@ -179,16 +194,39 @@ def write_transaction(
     busy_timeout: float,
     toggle: bool,
     hurry_at: float | None = None,
+    turns: WriteTurns | None = None,
+    flush: bool = False,
 ) -> Iterator[None]:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error (errors are the caller's to word)."""
-    begin_immediate(connection, busy_timeout, toggle_busy_timeout=toggle, hurry_at=hurry_at)
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error (errors are the caller's to word).
+
+    With `turns`, inside this process's write turn of the file (sqlite/turns.py); with `flush`
+    too (a connection relax_sync set to NORMAL), the WAL is synced after the turn, before this
+    returns."""
+    deadline = time.monotonic() + busy_timeout
+    taken = turns is not None and take_turn(turns, busy_timeout, hurry_at)
     try:
-        yield
-        connection.execute("COMMIT")
-    except BaseException:
-        if connection.in_transaction:
-            connection.execute("ROLLBACK")
-        raise
+        begin_immediate(
+            connection,
+            max(0.0, deadline - time.monotonic()),
+            toggle_busy_timeout=toggle,
+            hurry_at=hurry_at,
+        )
+        try:
+            yield
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+    finally:
+        if taken:
+            assert turns is not None
+            turns.give_back()
+    if flush and turns is not None:
+        try:
+            turns.flush()
+        except OSError as error:
+            raise sqlite3.OperationalError(f"disk I/O error: {error.strerror}") from error
 
 
 def failure(message: str, where: str, operational: bool = False) -> DatabaseError:

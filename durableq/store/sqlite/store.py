@@ -25,7 +25,7 @@ from durableq.core.queues import QueueControls, QueueFilter, claim_within_contro
 from durableq.core.uniqueness import Enqueued
 from durableq.store.changes import ChangeWatcher
 from durableq.store.core.store import CoreStore
-from durableq.store.engine import busy_timeout_of, translate_errors
+from durableq.store.engine import busy_timeout_of, translate_errors, turns_of
 from durableq.store.records import ErrorEntry, Turn
 from durableq.store.sqlite.changes import SqliteChangeWatcher
 from durableq.store.sqlite.inserts import insert_jobs
@@ -39,6 +39,7 @@ from durableq.store.sqlite.statements import (
     RENEW,
     write_transaction,
 )
+from durableq.store.sqlite.turns import relax_sync
 from durableq.store.timestamps import decode as decode_timestamp
 from durableq.store.timestamps import encode as timestamp
 from durableq.store.timestamps import encode_optional as optional_timestamp
@@ -56,6 +57,9 @@ class SqliteStore(SqliteReads, CoreStore):
         self._spares: list[sqlite3.Connection] = []
         self._spares_lock = threading.Lock()
         self._closed = False
+        # Producers' and the worker's own connections write in turns and sync after them.
+        self._turns = turns_of(engine)
+        self._relaxed: set[int] = set()  # ids of connections relax_sync set to NORMAL
 
     @contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:
@@ -76,7 +80,7 @@ class SqliteStore(SqliteReads, CoreStore):
         enqueue cost beyond its commit)."""
         connection = self._spare_connection()
         try:
-            with _write_transaction(self.engine, connection, self.busy_timeout, toggle=False):
+            with self._write_transaction(connection):
                 yield connection
         finally:
             self._give_back(connection)
@@ -88,7 +92,14 @@ class SqliteStore(SqliteReads, CoreStore):
         pooled = self.engine.raw_connection()
         connection: sqlite3.Connection = pooled.driver_connection  # type: ignore[assignment]
         pooled.detach()
+        return self._own(connection)
+
+    def _own(self, connection: sqlite3.Connection) -> sqlite3.Connection:
+        """A connection taken out of the pool for good: SQLite's busy handler off (begin_immediate
+        does the waiting) and, where it can, the commit's fsync after the write turn."""
         connection.execute("PRAGMA busy_timeout = 0")
+        if self._turns is not None and relax_sync(connection):
+            self._relaxed.add(id(connection))
         return connection
 
     def _give_back(self, connection: sqlite3.Connection) -> None:
@@ -96,6 +107,7 @@ class SqliteStore(SqliteReads, CoreStore):
             if not self._closed and not connection.in_transaction:
                 self._spares.append(connection)
                 return
+        self._relaxed.discard(id(connection))
         connection.close()  # a failed rollback, or a closed store: never reused
 
     @contextmanager
@@ -110,13 +122,21 @@ class SqliteStore(SqliteReads, CoreStore):
                 pooled = self.engine.raw_connection()
                 connection: sqlite3.Connection = pooled.driver_connection  # type: ignore[assignment]
                 pooled.detach()
-                connection.execute("PRAGMA busy_timeout = 0")
-                self._worker_connection = connection
+                self._worker_connection = self._own(connection)
             worker_connection = self._worker_connection
-            with _write_transaction(
-                self.engine, worker_connection, self.busy_timeout, False, hurry_at
-            ):
+            with self._write_transaction(worker_connection, hurry_at):
                 yield worker_connection
+
+    @contextmanager
+    def _write_transaction(
+        self, connection: sqlite3.Connection, hurry_at: float | None = None
+    ) -> Iterator[None]:
+        flush = id(connection) in self._relaxed
+        with (
+            translate_errors(self.engine),
+            write_transaction(connection, self.busy_timeout, False, hurry_at, self._turns, flush),
+        ):
+            yield
 
     def close(self) -> None:
         with self._spares_lock:
@@ -276,18 +296,6 @@ class _Claim:
                 priority,
             ) in rows
         ]
-
-
-@contextmanager
-def _write_transaction(
-    engine: Engine,
-    connection: sqlite3.Connection,
-    busy_timeout: float,
-    toggle: bool,
-    hurry_at: float | None = None,
-) -> Iterator[None]:
-    with translate_errors(engine), write_transaction(connection, busy_timeout, toggle, hurry_at):
-        yield
 
 
 __all__ = ["SqliteStore"]
