@@ -30,7 +30,7 @@ PICKUP_P50_POSTGRES = Target("<=", 5, " ms")  # a NOTIFY wakes the daemon at onc
 WITH_DAEMON = Target(">=", 0.9, "x the producer alone")
 PICKUP_P99 = Target("<=", 50, " ms")
 IDLE_CPU = Target("<=", 1, "% of a core")
-RSS = Target("<=", 60, " MB")
+RSS = Target("<=", 40, " MB")  # issue 14: "daemon RSS <= 40 MB idle and flat"
 RSS_GROWTH = Target("<=", 10, "%")
 
 

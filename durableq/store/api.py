@@ -64,7 +64,7 @@ class Store(Protocol):
         now: datetime | Callable[[], datetime],
         lease: float,
         *,
-        renew: bool = ...,
+        renew: bool | Callable[[], bool] = ...,
         hurry_at: float | None = ...,
         caps: Mapping[str, int] | None = ...,
     ) -> Turn:

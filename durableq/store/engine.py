@@ -16,7 +16,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from durableq.core.config import Settings
 from durableq.core.errors import DatabaseError
-from durableq.store.sqlite.statements import begin_immediate, configure, failure, take_turn
+from durableq.store.sqlite.statements import Turn, begin_immediate, configure, failure
 from durableq.store.sqlite.turns import LOCK_SUFFIX, WriteTurns, leave_turns, turns_for
 
 READ_ONLY = {"durableq_read_only": True}
@@ -128,16 +128,20 @@ def _sqlite_engine(settings: Settings) -> Engine:
             connection.exec_driver_sql("BEGIN")
             return
         hurry_at = options.get(HURRY_AT_OPTION)
-        if turns is not None and take_turn(turns, settings.busy_timeout, hurry_at):
-            connection.connection.info[TURN_HELD] = turns
+        info = connection.connection.info
+        # Held until the dialect's commit or rollback, unless SQLite's lock is found taken by
+        # a writer outside the turns (statements.Turn).
+        turn = Turn(turns, settings.busy_timeout, hurry_at)
+        info[TURN_HELD] = turn
         try:
             begin_immediate(
                 connection.connection.driver_connection,
                 settings.busy_timeout,
                 hurry_at=hurry_at,
+                on_first_refusal=turn.leave,
             )
         except BaseException:
-            _give_turn_back(connection.connection.info)
+            _give_turn_back(info)
             raise
 
     if turns is not None:
@@ -145,13 +149,13 @@ def _sqlite_engine(settings: Settings) -> Engine:
     return engine
 
 
-TURN_HELD = "durableq_write_turn"  # in a pooled connection's info: the WriteTurns it holds
+TURN_HELD = "durableq_write_turn"  # in a pooled connection's info: its transaction's Turn
 
 
 def _give_turn_back(info: dict[Any, Any] | None) -> None:
-    turns = None if info is None else info.pop(TURN_HELD, None)
-    if turns is not None:
-        turns.give_back()
+    turn = None if info is None else info.pop(TURN_HELD, None)
+    if turn is not None:
+        turn.leave()
 
 
 def _info_of(connection: Any) -> dict[Any, Any] | None:

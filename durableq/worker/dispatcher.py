@@ -220,9 +220,17 @@ class Dispatcher:
         """
         batch = self._unsaved
         stamp = Stamp(self.clock)  # read by the store once it holds the write lock
-        renew = bool(self.running) and (
-            stamp.mono - self.running.last_renewal >= self.settings.heartbeat_interval / 2
-        )
+        renewing: list[bool] = []
+
+        def renew() -> bool:
+            """Asked by the store once it holds the write lock (after reading `stamp`): a turn
+            that waited long for the lock renews if a renewal fell due meanwhile."""
+            due = bool(self.running) and (
+                stamp.mono - self.running.last_renewal >= self.settings.heartbeat_interval / 2
+            )
+            renewing[:] = [due]
+            return due
+
         turn = self._with_db(
             lambda: self.store.finish_and_claim(
                 [finish for finish, _ in batch],
@@ -232,13 +240,13 @@ class Dispatcher:
                 stamp,
                 self.settings.lease,
                 renew=renew,
-                hurry_at=self._hurry_at(renew),
+                hurry_at=self.running.hurry_at(),
                 caps=self._caps(),
             )
         )
         if turn is None:
             return 0, False, None  # outcomes stay in _unsaved for the next turn
-        if renew:
+        if renewing == [True]:
             self.running.renewed(turn.renewed, stamp.mono)
         self._unsaved = []
         self._saved(batch, turn.stale)
@@ -246,15 +254,6 @@ class Dispatcher:
         for job in sorted(turn.claimed, key=ClaimedJob.start_order):
             self._start(job, stamp.mono)
         return len(turn.claimed), turn.held, turn.wake_in
-
-    def _hurry_at(self, renew: bool) -> float | None:
-        """From when this turn stops queueing for the write turn and takes the first gap in
-        SQLite's lock (sqlite/statements.take_turn): a renewal whose leases near their end.
-        Other turns queue with the producers (sqlite/turns.py): when they stopped waiting
-        fairly after 1 ms instead, to keep a producer flat out from starving them, 16 producers
-        and 2 daemons enqueued 2,084-2,318 jobs/s in all; queueing, 2,697-2,741 (bench
-        producers)."""
-        return self.running.hurry_at() if renew else None
 
     def _start(self, job: ClaimedJob, claimed_at: float) -> None:
         execution = Execution(job)

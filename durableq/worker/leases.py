@@ -18,8 +18,13 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 FOREVER = math.inf
+
+
+# Makes a StopSignal's Condition on first use, and runs its lapse once (both rare).
+_SIGNALS_LOCK = threading.RLock()  # re-entered: a lapse sets the signal, which may make it
 
 
 class StopSignal(threading.Event):
@@ -27,13 +32,26 @@ class StopSignal(threading.Event):
 
     `deadline` is a time.monotonic() value; renewals move it later. `on_lapse` runs once, in
     whichever thread first sees the deadline pass, before the signal reads as set.
+
+    A threading.Event whose Condition is made on first use (a wait, a set): most quick jobs
+    never need one, and making it for every job was a tenth of the dispatcher's thread at 16
+    slots (py-spy).
     """
 
     def __init__(self, on_lapse: Callable[[], None] | None = None) -> None:
-        super().__init__()
+        # Event.__init__ without its Condition; Event's methods read _flag and _cond.
+        self._flag = False
         self.deadline = FOREVER
         self._on_lapse = on_lapse
-        self._lapse_lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        if name != "_cond":
+            raise AttributeError(name)
+        with _SIGNALS_LOCK:  # one Condition, however many threads ask at once
+            made: threading.Condition | None = self.__dict__.get("_cond")
+            if made is None:
+                made = self.__dict__["_cond"] = threading.Condition(threading.Lock())
+        return made
 
     def lapsed(self, now: float | None = None) -> bool:
         return (time.monotonic() if now is None else now) >= self.deadline
@@ -62,7 +80,7 @@ class StopSignal(threading.Event):
                 return True
 
     def _lapse(self) -> None:
-        with self._lapse_lock:
+        with _SIGNALS_LOCK:
             if super().is_set():
                 return
             if self._on_lapse is not None:

@@ -224,8 +224,8 @@ class Reaper:
 
 
 class Maintenance:
-    """The daemon's services in two runners: the heartbeat and the leadership in one thread of
-    their own, the leader-only rescuer, rollup, pruner and reaper in another."""
+    """The daemon's services in three runners: the heartbeat (lease renewals), the leadership,
+    and the leader-only rescuer, rollup, pruner and reaper, each in a thread of its own."""
 
     def __init__(
         self,
@@ -247,7 +247,10 @@ class Maintenance:
         # Not leader-only: a daemon fires the schedules it knows (see services/scheduler.py).
         self.scheduler = Scheduler(store, JobBuilder(settings, clock), schedules)
         self.runners = [
-            ServiceRunner("heartbeat", [self.heartbeat, self.leadership], clock, events=events),
+            # Lease renewals in a thread of their own: a leadership write stuck behind a lock
+            # hog for 2.4 s (measured, test_overload) kept the renewal after it from running.
+            ServiceRunner("heartbeat", [self.heartbeat], clock, events=events),
+            ServiceRunner("leadership", [self.leadership], clock, events=events),
             ServiceRunner(
                 "upkeep",
                 [

@@ -5,7 +5,7 @@ Time is a parameter everywhere here: `at(seconds)` instants, never sleeps.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -214,4 +214,29 @@ def test_a_turn_can_renew_the_workers_leases(any_client: Client) -> None:
     turn = store.finish_and_claim((), "w", (), 1, lambda: at(20), LEASE, renew=True)
     assert turn.renewed == {mine.id: mine.lease_token}
     assert [job.id for job in turn.claimed] != [mine.id]
+    assert store.get(mine.id).lease_expires_at == at(20 + LEASE)
+
+
+def test_a_turn_asks_whether_to_renew_once_it_holds_the_lock(any_client: Client) -> None:
+    """A worker turn that waited long for the write lock renews if a renewal fell due
+    meanwhile: `renew` may be a callable, asked after the clock was read with the lock held."""
+    store = any_client.store
+    store.enqueue_many([NewJob("noop", {}) for _ in range(2)], at(0))
+    mine = claim_one(any_client, "w-live", now=0)
+    asked: list[str] = []
+
+    def clock() -> datetime:
+        asked.append("clock")
+        return at(20)
+
+    def due() -> bool:
+        asked.append("renew")
+        return True
+
+    turn = store.finish_and_claim((), "w-live", (), 0, clock, LEASE, renew=due)
+    assert asked == ["clock", "renew"]
+    assert turn.renewed == {mine.id: mine.lease_token}
+    assert store.get(mine.id).lease_expires_at == at(20 + LEASE)
+    not_due = store.finish_and_claim((), "w-live", (), 0, at(25), LEASE, renew=lambda: False)
+    assert not_due.renewed == {}
     assert store.get(mine.id).lease_expires_at == at(20 + LEASE)

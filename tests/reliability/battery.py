@@ -12,6 +12,7 @@ import itertools
 import json
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -147,7 +148,16 @@ class Fleet:
     def combined_logs(self) -> str:
         return "\n".join(d.log_text() for d in self.daemons)
 
+    def lapsed(self) -> frozenset[tuple[int, int]]:
+        """(pid, job) for every job whose handler a daemon stopped because its lease lapsed."""
+        return frozenset(
+            (daemon.pid, int(match))
+            for daemon in self.daemons
+            for match in LAPSED.findall(daemon.log_text())
+        )
 
+
+LAPSED = re.compile(r"job (\d+): lease lapsed before it could be renewed; telling its handler")
 MIN_UPTIME = 1.0  # a daemon younger than this may still be importing: do not pick it
 
 
@@ -368,12 +378,20 @@ def _fmt(value: Any) -> str:
     return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
-def reruns_without_a_kill(by_job: dict[int, list[Execution]], kill_time: KillTime) -> list[str]:
+def reruns_without_a_kill(
+    by_job: dict[int, list[Execution]],
+    kill_time: KillTime,
+    let_go: frozenset[tuple[int, int]] = frozenset(),
+) -> list[str]:
     """Executions followed by another of the same job although their daemon was not killed
-    before that next one started: a live owner lost the job (its lease was taken)."""
+    before that next one started: a live owner lost the job (its lease was taken). `let_go`:
+    (pid, job) pairs whose owner stopped the handler itself at its lease's end, having failed
+    to renew it in time (Guarantees, "Under contention"): the job was due again, not taken."""
     found = []
     for job, runs in by_job.items():
         for earlier, later in itertools.pairwise(runs):
+            if earlier.how == "stopped" and (earlier.pid, job) in let_go:
+                continue
             killed = kill_time(earlier.pid, earlier.start)
             if killed is None or killed > later.start:
                 found.append(f"job {job}: {earlier} was followed by {later} with no kill")

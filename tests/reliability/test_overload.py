@@ -5,7 +5,10 @@ enqueueing one job per transaction (so the daemons fight producers for SQLite's 
 daemons share the file with a 1-second lease while random daemons are SIGKILLed (and replaced).
 From the record file and the database afterwards: no acknowledged job is lost, no two executions
 of one job overlapped, and every re-execution is explained by a kill (the earlier execution's
-daemon was killed before the next one started), so no live owner was ever rescued.
+daemon was killed before the next one started) or by the owner letting go (its renewal could not
+commit within the lease, so it stopped the handler at the lease's end and said so), so no live
+owner was ever rescued. Lapses are rare here (0-2 in most runs; up to 17-51 at load averages of
+5-10, in the code before the write turns as well): the figure is reported.
 
 Replay with DURABLEQ_SOAK_SEED=<the printed seed>; DURABLEQ_SOAK=1 runs the full sizes
 (DURABLEQ_SOAK_SECONDS and DURABLEQ_SOAK_KILLS override them).
@@ -174,7 +177,8 @@ def _check(
     runs = executions(daemons.record, daemons.kill_time)
     logs = daemons.combined_logs()
     duplicates = {job for job, found in runs.items() if len(found) > 1}
-    unexplained = reruns_without_a_kill(runs, daemons.kill_time)
+    lapsed = daemons.lapsed()
+    unexplained = reruns_without_a_kill(runs, daemons.kill_time, lapsed)
     overlapping = overlaps(runs)
     report["duplicates"] = len(duplicates)
     report["extra_runs"] = sum(len(runs[job]) - 1 for job in duplicates)
@@ -183,6 +187,9 @@ def _check(
     report["unexplained_reruns"] = len(unexplained)
     report["dropped_outcomes"] = logs.count("outcome dropped")
     report["lapsed_leases"] = logs.count("lease lapsed")
+    report["reruns_after_a_lapse"] = len(reruns_without_a_kill(runs, daemons.kill_time)) - len(
+        unexplained
+    )
 
     lost = sorted(set(acknowledged) - set(rows))
     assert not lost, f"{len(lost)} acknowledged job(s) lost: {lost[:20]}"

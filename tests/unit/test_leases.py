@@ -83,3 +83,35 @@ def test_a_handler_is_never_started_on_a_lapsed_lease() -> None:
     execution.lease_until(time.monotonic() - 0.001)
     outcome = Executor(registry).run(execution)
     assert outcome.kind is OutcomeKind.INTERRUPTED and ran == []
+
+
+def test_many_threads_waiting_on_a_fresh_signal_all_wake_when_it_is_set() -> None:
+    """The signal's Condition is made on first use: threads that race to make it must still
+    share one, or a set() would wake only some of them."""
+    for _ in range(50):
+        signal = StopSignal()
+        woke: list[bool] = []
+        start = threading.Barrier(9)
+
+        def wait(
+            signal: StopSignal = signal, woke: list[bool] = woke, start: threading.Barrier = start
+        ) -> None:
+            start.wait()
+            woke.append(signal.wait(5))
+
+        threads = [threading.Thread(target=wait) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        start.wait()
+        signal.set()
+        for thread in threads:
+            thread.join(10)
+        assert woke == [True] * 8
+        assert isinstance(signal, threading.Event) and signal.is_set()
+
+
+def test_a_lapse_on_a_signal_nobody_waited_on_sets_it() -> None:
+    lapses: list[int] = []
+    signal = StopSignal(on_lapse=lambda: lapses.append(1))
+    signal.deadline = time.monotonic() - 1
+    assert signal.is_set() and signal.wait(0) and lapses == [1]

@@ -160,7 +160,7 @@ def test_the_leading_worker_rolls_finished_jobs_into_the_history(db_path: Path) 
         worker = Worker(client, registry, WorkerOptions(concurrency=2, burst=True))
         worker.run()
         assert {client.get(i).status for i in ids} == {JobStatus.COMPLETED}
-        upkeep = worker.maintenance.runners[1]
+        upkeep = next(r for r in worker.maintenance.runners if r.name == "upkeep")
         assert upkeep.leads == worker.maintenance.leadership.leads  # leader only
         # Minutes settle a minute and the busy timeout after they end; then they are counted.
         rollup = worker.maintenance.rollup

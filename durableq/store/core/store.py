@@ -65,7 +65,7 @@ class CoreStore(Reads, Upkeep, QueueOps, LeadershipOps, ScheduleOps, HistoryOps)
         limit: int,
         now: datetime | Callable[[], datetime],
         lease: float,
-        renew: bool,
+        renew: bool | Callable[[], bool],
         hurry_at: float | None,
         caps: Mapping[str, int],
     ) -> Turn: ...
@@ -114,17 +114,18 @@ class CoreStore(Reads, Upkeep, QueueOps, LeadershipOps, ScheduleOps, HistoryOps)
         now: datetime | Callable[[], datetime],
         lease: float,
         *,
-        renew: bool = False,
+        renew: bool | Callable[[], bool] = False,
         hurry_at: float | None = None,
         caps: Mapping[str, int] | None = None,
     ) -> Turn:
         """A worker's turn in one transaction (one commit): save outcomes, then claim.
 
         With `renew`, the turn also renews the leases of the worker's running jobs and its
-        liveness, as a heartbeat would: free while the worker is busy. Returns the ids whose
-        outcome was stale (the job is no longer that execution's), the newly claimed jobs and
-        the renewed ones. `now` may be a clock: it is then read once the write lock is held,
-        so that the leases it grants are whole however long the lock took.
+        liveness, as a heartbeat would: free while the worker is busy. `renew` may be a
+        callable, asked once the write lock is held (after `now`): whether a renewal is due.
+        Returns the ids whose outcome was stale (the job is no longer that execution's), the
+        newly claimed jobs and the renewed ones. `now` may be a clock: it is then read once the
+        write lock is held, so that the leases it grants are whole however long the lock took.
 
         The claim honours every queue's controls (paused, concurrency across all daemons,
         rate) and `caps`, what this daemon may still start per queue by its own limits.

@@ -83,7 +83,7 @@ class PostgresStore(CoreStore):
         limit: int,
         now: datetime | Callable[[], datetime],
         lease: float,
-        renew: bool,
+        renew: bool | Callable[[], bool],
         hurry_at: float | None,
         caps: Mapping[str, int],
     ) -> Turn:
@@ -91,7 +91,7 @@ class PostgresStore(CoreStore):
         with self._write(hurry_at) as connection:
             now = now() if callable(now) else now
             stale = self._finish_rows(connection, finishes, now)
-            if renew:
+            if renew if isinstance(renew, bool) else renew():  # a callable: asked now
                 kept = renew_rows(connection, worker_id, now, lease)
                 renewed = {job_id: token for job_id, (token, _) in kept.items()}
                 connection.execute(

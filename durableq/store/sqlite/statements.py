@@ -12,7 +12,7 @@ import os
 import random
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -126,6 +126,7 @@ def begin_immediate(
     budget: float,
     toggle_busy_timeout: bool = True,
     hurry_at: float | None = None,
+    on_first_refusal: Callable[[], None] | None = None,
 ) -> None:
     """Take SQLite's write lock up front, waiting up to `budget` seconds for it.
 
@@ -138,6 +139,8 @@ def begin_immediate(
     From `hurry_at` on (a time.monotonic() value), the wait stops being fair: a lease renewal
     close to its deadline retries every few microseconds, so it takes the first gap between
     other writers' transactions (theirs sleep up to LOCK_RETRY_LONGEST between tries).
+
+    `on_first_refusal` runs once, when the lock is found taken (see write_transaction).
     """
     deadline = time.monotonic() + budget
     pause = LOCK_RETRY_FIRST
@@ -152,6 +155,9 @@ def begin_immediate(
                 text = str(error).lower()
                 if "locked" not in text and "busy" not in text:
                     raise
+                if on_first_refusal is not None:
+                    on_first_refusal()
+                    on_first_refusal = None
                 now = time.monotonic()
                 if now + pause > deadline:
                     raise
@@ -163,6 +169,24 @@ def begin_immediate(
     finally:
         if toggle_busy_timeout:
             connection.execute(f"PRAGMA busy_timeout = {int(budget * 1000)}")
+
+
+class Turn:
+    """One transaction's write turn (sqlite/turns.py), if `turns` and it got it: `leave()` once
+    it is done, or at once when SQLite's lock turns out to be held by a writer outside the
+    turns (another program): the queue must not wait behind it one writer at a time, so every
+    writer then waits for SQLite's lock as they all did before there were turns (measured:
+    under a lock hog, queued writers waited 2-9 s for their turn and leases lapsed)."""
+
+    def __init__(self, turns: WriteTurns | None, busy_timeout: float, hurry_at: float | None):
+        self._held = (
+            turns if turns is not None and take_turn(turns, busy_timeout, hurry_at) else None
+        )
+
+    def leave(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            held.give_back()
 
 
 def take_turn(turns: WriteTurns, busy_timeout: float, hurry_at: float | None) -> bool:
@@ -203,13 +227,14 @@ def write_transaction(
     too (a connection relax_sync set to NORMAL), the WAL is synced after the turn, before this
     returns."""
     deadline = time.monotonic() + busy_timeout
-    taken = turns is not None and take_turn(turns, busy_timeout, hurry_at)
+    turn = Turn(turns, busy_timeout, hurry_at)
     try:
         begin_immediate(
             connection,
             max(0.0, deadline - time.monotonic()),
             toggle_busy_timeout=toggle,
             hurry_at=hurry_at,
+            on_first_refusal=turn.leave,
         )
         try:
             yield
@@ -219,9 +244,7 @@ def write_transaction(
                 connection.execute("ROLLBACK")
             raise
     finally:
-        if taken:
-            assert turns is not None
-            turns.give_back()
+        turn.leave()
     if flush and turns is not None:
         try:
             turns.flush()

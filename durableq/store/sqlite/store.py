@@ -178,7 +178,7 @@ class SqliteStore(SqliteReads, CoreStore):
         limit: int,
         now: datetime | Callable[[], datetime],
         lease: float,
-        renew: bool,
+        renew: bool | Callable[[], bool],
         hurry_at: float | None,
         caps: Mapping[str, int],
     ) -> Turn:
@@ -188,7 +188,7 @@ class SqliteStore(SqliteReads, CoreStore):
             now = now() if callable(now) else now  # a clock: read with the write lock held
             stamp = timestamp(now)
             stale = self._finish_rows(connection, finishes, stamp) if finishes else []
-            if renew:
+            if renew if isinstance(renew, bool) else renew():  # a callable: asked now
                 expires = timestamp(now + timedelta(seconds=lease))
                 rows = connection.execute(RENEW, (expires, worker_id)).fetchall()
                 renewed = {job_id: token for job_id, token in rows}
