@@ -220,16 +220,16 @@ class Dispatcher:
         """
         batch = self._unsaved
         stamp = Stamp(self.clock)  # read by the store once it holds the write lock
-        renewing: list[bool] = []
+        renewing = False
 
         def renew() -> bool:
             """Asked by the store once it holds the write lock (after reading `stamp`): a turn
             that waited long for the lock renews if a renewal fell due meanwhile."""
-            due = bool(self.running) and (
+            nonlocal renewing
+            renewing = bool(self.running) and (
                 stamp.mono - self.running.last_renewal >= self.settings.heartbeat_interval / 2
             )
-            renewing[:] = [due]
-            return due
+            return renewing
 
         turn = self._with_db(
             lambda: self.store.finish_and_claim(
@@ -246,7 +246,7 @@ class Dispatcher:
         )
         if turn is None:
             return 0, False, None  # outcomes stay in _unsaved for the next turn
-        if renewing == [True]:
+        if renewing:
             self.running.renewed(turn.renewed, stamp.mono)
         self._unsaved = []
         self._saved(batch, turn.stale)

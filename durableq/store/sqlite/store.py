@@ -57,9 +57,10 @@ class SqliteStore(SqliteReads, CoreStore):
         self._spares: list[sqlite3.Connection] = []
         self._spares_lock = threading.Lock()
         self._closed = False
-        # Producers' and the worker's own connections write in turns and sync after them.
+        # Producers' and the worker's own connections write in turns and, where relax_sync
+        # could set them to NORMAL (the same for every connection to the file), sync after it.
         self._turns = turns_of(engine)
-        self._relaxed: set[int] = set()  # ids of connections relax_sync set to NORMAL
+        self._flush = False
 
     @contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:
@@ -98,8 +99,8 @@ class SqliteStore(SqliteReads, CoreStore):
         """A connection taken out of the pool for good: SQLite's busy handler off (begin_immediate
         does the waiting) and, where it can, the commit's fsync after the write turn."""
         connection.execute("PRAGMA busy_timeout = 0")
-        if self._turns is not None and relax_sync(connection):
-            self._relaxed.add(id(connection))
+        if self._turns is not None:
+            self._flush = relax_sync(connection)
         return connection
 
     def _give_back(self, connection: sqlite3.Connection) -> None:
@@ -107,7 +108,6 @@ class SqliteStore(SqliteReads, CoreStore):
             if not self._closed and not connection.in_transaction:
                 self._spares.append(connection)
                 return
-        self._relaxed.discard(id(connection))
         connection.close()  # a failed rollback, or a closed store: never reused
 
     @contextmanager
@@ -131,10 +131,11 @@ class SqliteStore(SqliteReads, CoreStore):
     def _write_transaction(
         self, connection: sqlite3.Connection, hurry_at: float | None = None
     ) -> Iterator[None]:
-        flush = id(connection) in self._relaxed
         with (
             translate_errors(self.engine),
-            write_transaction(connection, self.busy_timeout, False, hurry_at, self._turns, flush),
+            write_transaction(
+                connection, self.busy_timeout, False, hurry_at, self._turns, self._flush
+            ),
         ):
             yield
 
